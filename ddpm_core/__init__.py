@@ -1,0 +1,20 @@
+"""ddpm_core: Denoising Diffusion Probabilistic Models (Ho, Jain & Abbeel 2020), one paper equation per function.
+
+Time index: the paper's t = 1..T throughout (see :mod:`ddpm_core.schedules`).
+"""
+__version__ = "0.1.0"
+
+from .schedules import Schedule, linear_betas, cosine_betas, quadratic_betas  # noqa: E402
+from .losses import (normal_kl, discretized_gaussian_log_likelihood, discretized_gaussian_bin_probs,  # noqa: E402
+                     gaussian_log_likelihood, mean_flat, nats_to_bits_per_dim)
+from .diffusion import GaussianDiffusion, SampleResult, PARAMETERIZATIONS, VARIANCES  # noqa: E402
+from .likelihood import BoundTerms, bits_per_dim, prior_bpd, vb_term_bpd, loss_vlb  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "Schedule", "linear_betas", "cosine_betas", "quadratic_betas",
+    "normal_kl", "discretized_gaussian_log_likelihood", "discretized_gaussian_bin_probs",
+    "gaussian_log_likelihood", "mean_flat", "nats_to_bits_per_dim",
+    "GaussianDiffusion", "SampleResult", "PARAMETERIZATIONS", "VARIANCES",
+    "BoundTerms", "bits_per_dim", "prior_bpd", "vb_term_bpd", "loss_vlb",
+]
