@@ -49,14 +49,18 @@ def vb_term_bpd(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, xt
     true_mean, _, true_logvar = diffusion.q_posterior(x0, xt, t)
     kl = mean_flat(normal_kl(true_mean, true_logvar.expand_as(true_mean),
                              out["mean"], out["log_variance"].expand_as(out["mean"]))) / math.log(2.0)
-    if decoder == "discretized":
-        decoder_ll = discretized_gaussian_log_likelihood(x0, out["mean"], (0.5 * out["log_variance"]).expand_as(x0))
-    elif decoder == "gaussian":
-        decoder_ll = gaussian_log_likelihood(x0, out["mean"], out["log_variance"].expand_as(x0))
-    else:
+    if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; allowed: {list(DECODERS)}")
-    decoder_nll = -mean_flat(decoder_ll) / math.log(2.0)
-    term = torch.where(t.to(kl.device) == 1, decoder_nll, kl)
+    term = kl
+    first = (t == 1).to(kl.device)
+    if bool(first.any()):  # L_0 only where t = 1 (the decoder needs x_0 on its grid only there)
+        x, mu, lv = x0[first], out["mean"][first], out["log_variance"].expand_as(x0)[first]
+        if decoder == "discretized":
+            decoder_ll = discretized_gaussian_log_likelihood(x, mu, 0.5 * lv)
+        else:
+            decoder_ll = gaussian_log_likelihood(x, mu, lv)
+        term = kl.clone()
+        term[first] = (-mean_flat(decoder_ll) / math.log(2.0)).to(kl.dtype)
     return {"term": term, "pred_x0": out["pred_x0"], "pred_eps": out["pred_eps"]}
 
 

@@ -1,0 +1,116 @@
+"""The variational bound L (Eq. 5): the paper's L_T, the decomposition, and Gaussian-data oracles."""
+import math
+
+import pytest
+import torch
+
+from ddpm_core import GaussianDiffusion, Schedule, bits_per_dim, loss_vlb, prior_bpd
+from ddpm_core.likelihood import vb_term_bpd
+from conftest import gaussian_oracle
+
+
+def _grid_data(n, d, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, d), generator=g).float() / 127.5 - 1
+
+
+def test_prior_term_is_about_1e_minus_5_bits_per_dim_for_the_paper_schedule():
+    d = GaussianDiffusion(Schedule.linear())
+    x0 = _grid_data(256, 3 * 32 * 32)
+    lt = prior_bpd(d, x0)
+    assert lt.shape == (256,)
+    assert 3e-6 < lt.mean().item() < 3e-5  # the paper: "L_T ~ 1e-5 bits/dim"
+    # exact value for x_0 = 0: KL(N(0, 1 - ab_T) || N(0, 1)) = (-log(1-ab) + (1-ab) - 1) / 2 nats
+    ab = d.schedule.alpha_bars[-1].item()
+    exact = 0.5 * (-math.log(1 - ab) + (1 - ab) - 1) / math.log(2)
+    assert prior_bpd(d, torch.zeros(1, 5, dtype=torch.float64)).item() == pytest.approx(exact, rel=1e-3)
+
+
+def test_bound_decomposes_into_its_terms_and_term_at_t1_is_the_decoder():
+    d = GaussianDiffusion(Schedule.linear(T=40, beta_1=1e-3, beta_T=0.3))
+    x0 = _grid_data(8, 12)
+    model = gaussian_oracle(d, 0.0, 0.6)
+    r = bits_per_dim(d, model, x0, progress=False, generator=torch.Generator().manual_seed(0))
+    assert r.terms.shape == (8, 40) and r.x0_mse.shape == (8, 40)
+    torch.testing.assert_close(r.total, r.prior + r.terms.sum(1))
+    assert torch.all(r.terms[:, 1:] >= -1e-9)  # KL terms are non-negative
+    # t = 1 is the discretized decoder, a probability: its NLL is positive
+    assert torch.all(r.decoder > 0)
+    means = r.mean()
+    assert means["total"] == pytest.approx(means["prior"] + means["decoder"] + means["diffusion"], rel=1e-9)
+
+
+def test_vb_term_matches_the_weighted_mse_form_of_eq_12():
+    """For t >= 2 and fixed sigma_t^2, L_{t-1} = C + beta_t^2 / (2 sigma^2 alpha_t (1 - ab_t)) ||eps - eps_theta||^2."""
+    s = Schedule.linear()
+    d = GaussianDiffusion(s, variance="beta_tilde", clip_denoised=False)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(5, 7, generator=g, dtype=torch.float64) * 0.5
+    eps = torch.randn(5, 7, generator=g, dtype=torch.float64)
+    eps_hat = eps + 0.1 * torch.randn(5, 7, generator=g, dtype=torch.float64)
+    t = torch.tensor([2, 10, 100, 500, 1000])
+    xt = d.q_sample(x0, t, eps)
+    term = vb_term_bpd(d, lambda x, tt: eps_hat, x0, xt, t)["term"]
+    b, a, ab = s.betas[t], s.alphas[t], s.alpha_bars[t]
+    sig2 = d.model_variances[t]
+    weight = b ** 2 / (2 * sig2 * a * (1 - ab))
+    post_var = s.beta_tildes[t]
+    const = 0.5 * (torch.log(sig2 / post_var) + post_var / sig2 - 1)  # zero when sigma^2 = beta~
+    expected = (const + weight * ((eps - eps_hat) ** 2).mean(1)) / math.log(2)
+    torch.testing.assert_close(term, expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
+def test_bound_upper_bounds_exact_nll_of_the_model(variance):
+    """With the Gaussian oracle the model p_theta(x_0) is Gaussian in closed form: E[L] >= -log p_theta >= h(data),
+    and -log p_theta approaches the data's entropy h as T grows."""
+    m, s, n = 0.2, 0.3, 1000
+    h = 0.5 * math.log2(2 * math.pi * math.e * s * s)
+    x0 = (m + s * torch.randn(n, 4, generator=torch.Generator().manual_seed(1))).double()
+    gaps_to_h = []
+    for T in [10, 50, 250]:
+        d = GaussianDiffusion(Schedule.cosine(T), variance=variance, clip_denoised=False)
+        model = gaussian_oracle(d, m, s)
+        mu, v = 0.0, 1.0  # propagate the linear-Gaussian reverse chain exactly: p(x_{t-1}) from p(x_t)
+        for t in range(T, 0, -1):
+            o = d.p_mean_variance(model, torch.tensor([[0.0], [1.0]], dtype=torch.float64), t)
+            B = o["mean"][0, 0].item()
+            A = o["mean"][1, 0].item() - B
+            mu, v = A * mu + B, A * A * v + o["variance"][0, 0].item()
+        nll = (0.5 * math.log(2 * math.pi * v) + (s * s + (m - mu) ** 2) / (2 * v)) / math.log(2)
+        r = bits_per_dim(d, model, x0, progress=False, generator=torch.Generator().manual_seed(2), decoder="gaussian")
+        L, se = r.total.mean().item(), r.total.std().item() / math.sqrt(n)
+        assert nll >= h - 1e-9
+        assert L >= nll - 4 * se, (T, L, nll)
+        gaps_to_h.append(nll - h)
+    assert gaps_to_h[0] > gaps_to_h[1] > gaps_to_h[2] >= 0
+    assert gaps_to_h[2] < 0.01
+
+
+def test_loss_vlb_is_an_unbiased_estimate_of_the_bound():
+    d = GaussianDiffusion(Schedule.linear(T=20, beta_1=1e-3, beta_T=0.4), clip_denoised=False)
+    model = gaussian_oracle(d, 0.0, 0.5)
+    x0 = _grid_data(1, 6, seed=3).expand(4000, 6).contiguous()
+    g = torch.Generator().manual_seed(4)
+    est = loss_vlb(d, model, x0, generator=g, reduction="none")
+    full = bits_per_dim(d, model, x0[:400], progress=False, generator=g).total
+    assert abs(est.mean().item() - full.mean().item()) < 5 * (est.std().item() / math.sqrt(4000)
+                                                              + full.std().item() / math.sqrt(400))
+
+
+def test_loss_vlb_is_differentiable():
+    d = GaussianDiffusion(Schedule.linear(T=10, beta_1=1e-3, beta_T=0.5))
+    w = torch.nn.Parameter(torch.tensor(0.3))
+    loss = loss_vlb(d, lambda x, t: w * x, _grid_data(4, 5), generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert w.grad is not None and torch.isfinite(w.grad)
+
+
+def test_bound_bad_input():
+    d = GaussianDiffusion(Schedule.linear(T=5))
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        bits_per_dim(d, lambda x, t: x, torch.full((2, 3), 2.0), progress=False)
+    with pytest.raises(ValueError, match="allowed"):
+        bits_per_dim(d, lambda x, t: x, torch.zeros(2, 3), progress=False, decoder="laplace")
+    with pytest.raises(TypeError, match="floating-point"):
+        bits_per_dim(d, lambda x, t: x, torch.zeros(2, 3, dtype=torch.long), progress=False)
