@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .losses import mean_flat
 from .schedules import Schedule
@@ -329,7 +329,8 @@ class GaussianDiffusion:
         if not isinstance(out, torch.Tensor) or out.shape != x0.shape:
             raise ValueError(f"model output must be shaped like x_0 {tuple(x0.shape)}, "
                              f"got {getattr(out, 'shape', type(out).__name__)}")
-        per_example = mean_flat((out.float() - target.float()) ** 2)
+        dtype = torch.promote_types(out.dtype, torch.float32)  # bf16 outputs are compared in float32
+        per_example = mean_flat((out.to(dtype) - target.to(dtype)) ** 2)
         return per_example.mean() if reduction == "mean" else per_example
 
     def loss_vlb(self, model: Model, x0: torch.Tensor, t: Optional[torch.Tensor] = None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .diffusion import GaussianDiffusion, Model, randn
 from .losses import discretized_gaussian_log_likelihood, gaussian_log_likelihood, mean_flat, normal_kl

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .diffusion import GaussianDiffusion, Model, randn
 from .schedules import Schedule
