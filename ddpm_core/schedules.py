@@ -155,13 +155,15 @@ class Schedule:
 
     # ---- helpers ------------------------------------------------------------------------------------------
     def check_t(self, t: torch.Tensor, *, allow_zero: bool = False) -> torch.Tensor:
-        """Validate a timestep tensor: integer dtype, values in 1..T (or 0..T with ``allow_zero``)."""
+        """Validate a timestep tensor: integer dtype, values in 1..T (or 0..T with ``allow_zero``).
+
+        The range is checked for CPU tensors (reading GPU values back would stall the device every step)."""
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"t must be an integer torch.Tensor of paper timesteps, got {type(t).__name__}")
         if t.dtype.is_floating_point or t.dtype == torch.bool or t.dtype.is_complex:
             raise TypeError(f"t must have an integer dtype (e.g. torch.long), got {t.dtype}")
         lo = 0 if allow_zero else 1
-        if t.numel() and (int(t.min()) < lo or int(t.max()) > self.T):
+        if t.device.type == "cpu" and t.numel() and (int(t.min()) < lo or int(t.max()) > self.T):
             raise ValueError(f"t must lie in {lo}..{self.T} (the paper's 1-based index); "
                              f"got values in {int(t.min())}..{int(t.max())}")
         return t

@@ -1,0 +1,12 @@
+"""Networks for eps_theta(x_t, t): the paper's U-Net (App. B), small presets of it, and an MLP for 2-D data.
+
+Every network is called as ``model(x_t, t)`` with t the paper's timestep (1..T), shape (B,), and returns a tensor
+shaped like x_t.
+"""
+from .layers import timestep_embedding
+from .mlp import MLPConfig, MLPDenoiser
+from .presets import PRESETS, build_model, count_parameters
+from .unet import UNet, UNetConfig
+
+__all__ = ["UNet", "UNetConfig", "MLPDenoiser", "MLPConfig", "PRESETS", "build_model", "count_parameters",
+           "timestep_embedding"]

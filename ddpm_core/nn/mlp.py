@@ -1,0 +1,83 @@
+"""A residual MLP denoiser for low-dimensional data (the 2-D toy distributions), called like the U-Net:
+``model(x_t, t)`` with x_t of shape (B, dim) and t of shape (B,), returning (B, dim)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import default_init_, timestep_embedding
+
+__all__ = ["MLPConfig", "MLPDenoiser"]
+
+
+@dataclass
+class MLPConfig:
+    """Hyper-parameters of :class:`MLPDenoiser`: data dimension, hidden width, number of residual blocks."""
+
+    dim: int = 2
+    width: int = 128
+    depth: int = 3
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "width", "depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.width < 4:
+            raise ValueError(f"width must be >= 4 (it is also the time-embedding width), got {self.width}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class _MLPBlock(nn.Module):
+    """h + W2 swish(W1 swish(LN(h)) + W_t swish(emb)): a pre-norm residual block with the time embedding added."""
+
+    def __init__(self, width: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc1 = default_init_(nn.Linear(width, width))
+        self.temb_proj = default_init_(nn.Linear(width, width))
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = default_init_(nn.Linear(width, width), scale=0.0)
+
+    def forward(self, h: torch.Tensor, temb_act: torch.Tensor) -> torch.Tensor:
+        z = self.fc1(F.silu(self.norm(h))) + self.temb_proj(temb_act)
+        return h + self.fc2(self.dropout(F.silu(z)))
+
+
+class MLPDenoiser(nn.Module):
+    """eps_theta(x_t, t) for vectors: sinusoidal t embedding -> MLP, input projection, ``depth`` residual blocks,
+    LayerNorm -> swish -> output projection (initialised near zero)."""
+
+    def __init__(self, config: MLPConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config if config is not None else MLPConfig()
+        if not isinstance(c, MLPConfig):
+            raise TypeError(f"config must be an MLPConfig, got {type(c).__name__}")
+        self.time_embed = nn.Sequential(default_init_(nn.Linear(c.width, c.width)), nn.SiLU(),
+                                        default_init_(nn.Linear(c.width, c.width)))
+        self.proj_in = default_init_(nn.Linear(c.dim, c.width))
+        self.blocks = nn.ModuleList(_MLPBlock(c.width, c.dropout) for _ in range(c.depth))
+        self.norm_out = nn.LayerNorm(c.width)
+        self.proj_out = default_init_(nn.Linear(c.width, c.dim), scale=0.0)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x: (B, dim); t: (B,) or a scalar tensor. Returns (B, dim)."""
+        if x.ndim != 2 or x.shape[1] != self.config.dim:
+            raise ValueError(f"x must have shape (B, {self.config.dim}), got {tuple(x.shape)}")
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"t must be a torch.Tensor of shape (B,), got {type(t).__name__}")
+        t = t.to(x.device)
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        if t.shape != (x.shape[0],):
+            raise ValueError(f"t must have shape (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
+        temb_act = F.silu(self.time_embed(timestep_embedding(t, self.config.width)))
+        h = self.proj_in(x)
+        for block in self.blocks:
+            h = block(h, temb_act)
+        return self.proj_out(F.silu(self.norm_out(h)))
