@@ -25,10 +25,12 @@ __all__ = ["DECODERS", "BoundTerms", "prior_bpd", "vb_term_bpd", "bits_per_dim",
 
 def prior_bpd(diffusion: GaussianDiffusion, x0: torch.Tensor) -> torch.Tensor:
     """L_T = KL(q(x_T | x_0) || N(0, I)) in bits/dim, shape (B,). About 1e-5 for the paper's schedule on [-1, 1] data."""
+    out_dtype = torch.promote_types(x0.dtype, torch.float32)
+    x0 = x0.double() if x0.device.type != "mps" else x0  # L_T ~ 1e-5 is near float32 resolution: use float64
     T = torch.full((x0.shape[0],), diffusion.T, dtype=torch.long, device=x0.device)
     mean, var = diffusion.q_mean_variance(x0, T)
     kl = normal_kl(mean, torch.log(var).expand_as(mean), torch.zeros_like(mean), torch.zeros_like(mean))
-    return mean_flat(kl) / math.log(2.0)
+    return (mean_flat(kl) / math.log(2.0)).to(out_dtype)
 
 
 DECODERS = ("discretized", "gaussian")

@@ -119,7 +119,8 @@ def train_digits_classifier(config: DigitsClassifierConfig = DigitsClassifierCon
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the net is tiny: extra threads only add synchronisation cost
     try:
-        net = _train(config, x_train, y_train)
+        with torch.enable_grad():  # callers may be evaluating under torch.no_grad()
+            net = _train(config, x_train, y_train)
     finally:
         torch.set_num_threads(threads)
     return net, _accuracy(net, x_test, y_test)
