@@ -1,6 +1,8 @@
 """ddpm_core: Denoising Diffusion Probabilistic Models (Ho, Jain & Abbeel 2020), one paper equation per function.
 
-Time index: the paper's t = 1..T throughout (see :mod:`ddpm_core.schedules`).
+Time index: the paper's t = 1..T throughout (see :mod:`ddpm_core.schedules`). Subpackages: ``ddpm_core.nn``
+(networks), ``ddpm_core.data`` (data sets), ``ddpm_core.metrics`` (FID, KID, MMD, ...), ``ddpm_core.train``
+(training engine), ``ddpm_core.convert`` (the paper's released checkpoints), ``ddpm_core.samplers`` (DDIM).
 """
 __version__ = "0.1.0"
 
@@ -9,6 +11,8 @@ from .losses import (normal_kl, discretized_gaussian_log_likelihood, discretized
                      gaussian_log_likelihood, mean_flat, nats_to_bits_per_dim)
 from .diffusion import GaussianDiffusion, SampleResult, PARAMETERIZATIONS, VARIANCES  # noqa: E402
 from .likelihood import BoundTerms, bits_per_dim, prior_bpd, vb_term_bpd, loss_vlb  # noqa: E402
+from .samplers import ddim_sample, respace, respaced_betas, strided_timesteps  # noqa: E402
+from .nn import UNet, UNetConfig, MLPDenoiser, MLPConfig, build_model, count_parameters  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -17,4 +21,6 @@ __all__ = [
     "gaussian_log_likelihood", "mean_flat", "nats_to_bits_per_dim",
     "GaussianDiffusion", "SampleResult", "PARAMETERIZATIONS", "VARIANCES",
     "BoundTerms", "bits_per_dim", "prior_bpd", "vb_term_bpd", "loss_vlb",
+    "ddim_sample", "respace", "respaced_betas", "strided_timesteps",
+    "UNet", "UNetConfig", "MLPDenoiser", "MLPConfig", "build_model", "count_parameters",
 ]
