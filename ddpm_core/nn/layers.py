@@ -160,3 +160,16 @@ class Upsample(nn.Module):
         taps = self.taps.to(w.dtype)
         kernel = torch.einsum("mk,oikl,nl->iomn", taps, w, taps)     # (C_in, C_out, 4, 4)
         return F.conv_transpose2d(x, kernel, self.conv.bias, stride=2, padding=1)
+
+
+def batch_timesteps(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Check a network's timestep argument against its input x (B, ...): a tensor of shape (B,) or a scalar
+    tensor (broadcast to (B,)); returned on x's device."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t must be a torch.Tensor of shape (B,), got {type(t).__name__}")
+    t = t.to(x.device)
+    if t.ndim == 0:
+        t = t.expand(x.shape[0])
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"t must have shape (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
+    return t

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import default_init_, timestep_embedding
+from .layers import batch_timesteps, default_init_, timestep_embedding
 
 __all__ = ["MLPConfig", "MLPDenoiser"]
 
@@ -69,13 +69,7 @@ class MLPDenoiser(nn.Module):
         """x: (B, dim); t: (B,) or a scalar tensor. Returns (B, dim)."""
         if x.ndim != 2 or x.shape[1] != self.config.dim:
             raise ValueError(f"x must have shape (B, {self.config.dim}), got {tuple(x.shape)}")
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"t must be a torch.Tensor of shape (B,), got {type(t).__name__}")
-        t = t.to(x.device)
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0],):
-            raise ValueError(f"t must have shape (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
+        t = batch_timesteps(t, x)
         temb_act = F.silu(self.time_embed(timestep_embedding(t, self.config.width)))
         h = self.proj_in(x)
         for block in self.blocks:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import AttnBlock, Downsample, ResBlock, Upsample, default_init_, timestep_embedding
+from .layers import batch_timesteps, AttnBlock, Downsample, ResBlock, Upsample, default_init_, timestep_embedding
 
 __all__ = ["UNetConfig", "UNet"]
 
@@ -152,13 +152,7 @@ class UNet(nn.Module):
         factor = 2 ** (len(c.ch_mult) - 1)
         if x.shape[2] % factor or x.shape[3] % factor:
             raise ValueError(f"x's height and width must be divisible by {factor}, got {tuple(x.shape[2:])}")
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"t must be a torch.Tensor of shape (B,), got {type(t).__name__}")
-        t = t.to(x.device)
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0],):
-            raise ValueError(f"t must have shape (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
+        t = batch_timesteps(t, x)
 
         temb = self.time_embed(timestep_embedding(t, c.ch))
         temb_act = F.silu(temb)                               # every ResBlock applies swish before its projection
