@@ -13,6 +13,8 @@ from .diffusion import GaussianDiffusion, SampleResult, PARAMETERIZATIONS, VARIA
 from .likelihood import BoundTerms, bits_per_dim, prior_bpd, vb_term_bpd, loss_vlb  # noqa: E402
 from .samplers import ddim_sample, respace, respaced_betas, strided_timesteps  # noqa: E402
 from .nn import UNet, UNetConfig, MLPDenoiser, MLPConfig, build_model, count_parameters  # noqa: E402
+from .train import TrainConfig, Trainer, get_preset, load_checkpoint, train_or_load  # noqa: E402
+from .train.pretrained import load_pretrained  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -23,4 +25,5 @@ __all__ = [
     "BoundTerms", "bits_per_dim", "prior_bpd", "vb_term_bpd", "loss_vlb",
     "ddim_sample", "respace", "respaced_betas", "strided_timesteps",
     "UNet", "UNetConfig", "MLPDenoiser", "MLPConfig", "build_model", "count_parameters",
+    "TrainConfig", "Trainer", "get_preset", "load_checkpoint", "train_or_load", "load_pretrained",
 ]

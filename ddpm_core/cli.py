@@ -1,0 +1,310 @@
+"""The ``ddpm`` command (also ``python -m ddpm_core``): train, sample, evaluate the bound in bits/dim, list presets.
+
+    ddpm train --preset digits --out runs/digits
+    ddpm sample --ckpt runs/digits/latest.pt -n 64 --out grid.png
+    ddpm bpd --ckpt runs/digits/latest.pt --data digits -n 256
+    torchrun --nproc_per_node 8 -m ddpm_core train --preset cifar10 --data-dir ~/data/cifar10 --out runs/cifar10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    """Parse KEY=VALUE; VALUE is read as JSON when it parses (numbers, true/false, lists), else kept as text."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train.config import LOSSES, PRESETS
+    from .diffusion import PARAMETERIZATIONS, VARIANCES
+
+    parser = argparse.ArgumentParser(prog="ddpm", description="Denoising Diffusion Probabilistic Models "
+                                     "(Ho, Jain & Abbeel 2020): train, sample and evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tr = sub.add_parser("train", help="train a model from a named preset",
+                        description="Train a diffusion model. Start from --preset and override any setting; "
+                        "options left out keep the preset's value (see `ddpm presets`). Writes RUN/latest.pt, "
+                        "RUN/config.json, RUN/metrics.jsonl and RUN/samples/step_*.png. Multi-GPU: "
+                        "torchrun --nproc_per_node N -m ddpm_core train ...")
+    tr.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                    help="named recipe: cifar10 (the paper's), celebahq256, lsun256, digits, toy2d "
+                    "(required unless --resume finds a checkpoint in --out)")
+    tr.add_argument("--out", default=None, help="run folder (default: runs/<preset>)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue from OUT/latest.pt if it exists (exactly: same batches, noise and RNG state)")
+    tr.add_argument("--data", default=None, help="data set name (cifar10, mnist, digits, folder or a 2-D toy)")
+    tr.add_argument("--data-dir", default=None, help="folder holding the data set's files "
+                    "(default $DDPM_CORE_DATA/<data>)")
+    tr.add_argument("--image-size", type=_positive_int, default=None, help="resize images to this side")
+    tr.add_argument("--steps", type=_positive_int, default=None, help="total optimizer steps")
+    tr.add_argument("--batch-size", type=_positive_int, default=None,
+                    help="global batch size (split evenly over processes)")
+    tr.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    tr.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warmup steps")
+    tr.add_argument("--grad-clip", type=float, default=None, help="global gradient-norm clip (0 = off)")
+    tr.add_argument("--ema-decay", type=float, default=None, help="EMA decay of the weights used for sampling")
+    tr.add_argument("--loss", choices=LOSSES, default=None,
+                    help="simple: L_simple (Eq. 14); vlb: the true bound L (Eq. 5)")
+    tr.add_argument("--parameterization", choices=PARAMETERIZATIONS, default=None,
+                    help="what the network predicts: eps (Eq. 11), x0 or mean")
+    tr.add_argument("--variance", choices=VARIANCES, default=None,
+                    help="sampling variance sigma_t^2: beta or beta_tilde")
+    tr.add_argument("--seed", type=int, default=None, help="seed of weights, data order and noise")
+    tr.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu, cuda, cuda:1, ...")
+    tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                    help="bfloat16 autocast on CUDA (default on; CPUs train in float32)")
+    tr.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the network")
+    tr.add_argument("--num-workers", type=int, default=None, help="data loader worker processes")
+    tr.add_argument("--log-every", type=_positive_int, default=None, help="steps between metrics lines")
+    tr.add_argument("--sample-every", type=int, default=None,
+                    help="steps between sample grids (also one at the end; 0 = none)")
+    tr.add_argument("--sample-steps", type=int, default=None,
+                    help="steps of the sampler for those grids (0 = all T, Algorithm 2; fewer = strided)")
+    tr.add_argument("--ckpt-every", type=int, default=None, help="steps between checkpoints (0 = only at the end)")
+    tr.add_argument("--keep-every", type=int, default=None,
+                    help="also keep RUN/ckpt_<step>.pt every N steps (0 = only latest.pt)")
+    tr.add_argument("--n-samples", type=_positive_int, default=None, help="samples in each grid")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--set", dest="sets", metavar="KEY=VALUE", type=_key_value, action="append", default=[],
+                    help="set any TrainConfig field, e.g. --set ema_warmup=true (repeatable)")
+    tr.add_argument("--model-set", dest="model_sets", metavar="KEY=VALUE", type=_key_value, action="append",
+                    default=[], help="override a network setting, e.g. --model-set dropout=0.0 (repeatable)")
+    tr.set_defaults(func=cmd_train)
+
+    sa = sub.add_parser("sample", help="draw samples from a checkpoint (Algorithm 2)",
+                        description="Draw samples with ancestral sampling (Algorithm 2) from the EMA weights of "
+                        "a checkpoint and save them as a PNG grid (a scatter plot for 2-D data) or a .pt tensor.")
+    sa.add_argument("--ckpt", required=True, help="checkpoint file or run folder (uses its latest.pt)")
+    sa.add_argument("-n", "--num", type=_positive_int, default=64, help="number of samples (default 64)")
+    sa.add_argument("--out", default="samples.png", help="output: .png grid or .pt tensor (default samples.png)")
+    sa.add_argument("--steps", type=_positive_int, default=None,
+                    help="number of sampling steps S (default: all T; fewer: strided ancestral sampling or DDIM "
+                    "over S evenly spaced timesteps)")
+    sa.add_argument("--sampler", choices=("ancestral", "ddim"), default="ancestral",
+                    help="ancestral: Algorithm 2 (default); ddim: DDIM (Song et al. 2021)")
+    sa.add_argument("--eta", type=float, default=0.0, help="DDIM noise scale (0 = deterministic, the default)")
+    sa.add_argument("--seed", type=int, default=0, help="seed of the sampling noise (default 0)")
+    sa.add_argument("--variance", choices=VARIANCES, default=None,
+                    help="sampling variance sigma_t^2 (default: the checkpoint's)")
+    sa.add_argument("--batch-size", type=_positive_int, default=256, help="samples per network call")
+    sa.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA weights")
+    sa.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    sa.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sa.set_defaults(func=cmd_sample)
+
+    bp = sub.add_parser("bpd", help="evaluate the bound L (Eq. 5) in bits/dim on data",
+                        description="Evaluate the variational bound L = L_T + sum L_{t-1} + L_0 (Eq. 5) term by "
+                        "term in bits/dim on N examples (T network calls per batch) and print a summary.")
+    bp.add_argument("--ckpt", required=True, help="checkpoint file or run folder")
+    bp.add_argument("--data", default=None, help="data set (default: the one the model was trained on)")
+    bp.add_argument("--data-dir", default=None, help="folder holding the data set's files")
+    bp.add_argument("--split", choices=("train", "test", "all"), default="test", help="data split (default test)")
+    bp.add_argument("-n", "--num", type=_positive_int, default=256, help="number of examples (default 256)")
+    bp.add_argument("--batch-size", type=_positive_int, default=128, help="examples per batch")
+    bp.add_argument("--seed", type=int, default=0, help="seed of the x_t draws")
+    bp.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    bp.add_argument("--json", dest="json_out", default=None, help="also write the summary to this JSON file")
+    bp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bp.set_defaults(func=cmd_bpd)
+
+    pr = sub.add_parser("presets", help="list the named training presets",
+                        description="List the training presets and their main settings.")
+    pr.add_argument("--json", action="store_true", help="print every preset's full configuration as JSON")
+    pr.set_defaults(func=cmd_presets)
+    return parser
+
+
+_TRAIN_FIELDS = ("data", "data_dir", "image_size", "steps", "batch_size", "lr", "warmup_steps", "grad_clip",
+                 "ema_decay", "loss", "parameterization", "variance", "seed", "device", "bf16", "compile",
+                 "num_workers", "log_every", "sample_every", "sample_steps", "ckpt_every", "keep_every", "n_samples")
+
+
+def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .train import Trainer, TrainConfig, get_preset, read_checkpoint
+
+    out = Path(args.out) if args.out else (Path("runs") / args.preset if args.preset else None)
+    if out is None:
+        parser.error("train needs --preset (or --out with --resume to continue a run)")
+    changes = {k: getattr(args, k) for k in _TRAIN_FIELDS if getattr(args, k) is not None}
+    if args.no_progress:
+        changes["progress"] = False
+    changes.update(dict(args.sets))
+    try:
+        if args.preset is not None:
+            config = get_preset(args.preset)
+        elif args.resume and (out / "latest.pt").exists():
+            config = TrainConfig.from_json(read_checkpoint(out / "latest.pt")["config"])
+        else:
+            parser.error(f"train needs --preset ({out / 'latest.pt'} does not exist to resume from)")
+        if args.model_sets:
+            changes["model_overrides"] = {**config.model_overrides, **dict(args.model_sets)}
+        config = config.replace(**changes)
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+    trainer = Trainer(config, out_dir=str(out), resume=args.resume)
+    try:
+        start, t0 = trainer.step, time.perf_counter()
+        records = trainer.fit()
+        if trainer.dist.is_main:
+            loss = f", final loss {records[-1]['loss']:.4f}" if records else ""
+            print(f"trained {config.name}: steps {start} -> {trainer.step} in {time.perf_counter() - t0:.1f} s"
+                  f"{loss}; checkpoint {out / 'latest.pt'}")
+            grids = sorted((out / "samples").glob("step_*.png"))
+            if grids:
+                print(f"samples from the EMA weights: {grids[-1]}")
+    finally:
+        trainer.close()
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from .samplers import ddim_sample, respace, strided_timesteps
+    from .train import load_checkpoint, resolve_device
+    from .viz import save_image_grid, save_scatter
+
+    device = resolve_device(args.device)
+    model, diffusion, config = load_checkpoint(args.ckpt, device=device, ema=not args.raw, variance=args.variance)
+    if config.is_toy:
+        shape: tuple = (model.config.dim,)
+    else:
+        side = config.image_size or model.config.image_size
+        shape = (model.config.in_channels, side, side)
+    steps = diffusion.T if args.steps is None else args.steps
+    if steps > diffusion.T:
+        parser.error(f"--steps must be at most T = {diffusion.T}, got {steps}")
+    timesteps = strided_timesteps(diffusion.T, steps)
+    if args.sampler == "ddim":
+        def draw(b: int) -> torch.Tensor:
+            return ddim_sample(diffusion, model, (b, *shape), eta=args.eta, timesteps=timesteps, generator=g,
+                               device=device, progress=not args.no_progress)
+    else:
+        d, m = (diffusion, model) if steps == diffusion.T else respace(diffusion, model, timesteps)
+
+        def draw(b: int) -> torch.Tensor:
+            return d.sample(m, (b, *shape), generator=g, device=device, progress=not args.no_progress)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    chunks = []
+    for start in range(0, args.num, args.batch_size):
+        chunks.append(draw(min(args.batch_size, args.num - start)).float().cpu())
+    x = torch.cat(chunks)
+    out = Path(args.out)
+    if out.suffix == ".pt":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(x, out)
+    elif config.is_toy:
+        save_scatter(x, out, title=f"{config.name}: {args.num} samples")
+    else:
+        save_image_grid(x, out)
+    how = "Algorithm 2" if args.sampler == "ancestral" and steps == diffusion.T else f"{args.sampler}, {steps} steps"
+    print(f"wrote {args.num} samples ({how}) to {out}")
+    return 0
+
+
+def cmd_bpd(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from .data import fetch_batch, make_dataset
+    from .likelihood import bits_per_dim
+    from .train import load_checkpoint, resolve_device
+
+    device = resolve_device(args.device)
+    model, diffusion, config = load_checkpoint(args.ckpt, device=device)
+    name = args.data or config.data
+    try:
+        ds = make_dataset(name, root=args.data_dir or (config.data_dir if name == config.data else None),
+                          split=args.split, image_size=config.image_size, toy_size=max(args.num, 1))
+    except ValueError as e:
+        parser.error(str(e))
+    n = min(args.num, len(ds))
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    totals, priors, terms = [], [], []
+    for start in range(0, n, args.batch_size):
+        idx = torch.arange(start, min(n, start + args.batch_size))
+        x0 = fetch_batch(ds, idx, torch.zeros_like(idx))[0].to(device)
+        b = bits_per_dim(diffusion, model, x0, progress=not args.no_progress, generator=g, decoder=config.decoder)
+        totals.append(b.total)
+        priors.append(b.prior)
+        terms.append(b.terms)
+    total, prior, term = torch.cat(totals), torch.cat(priors), torch.cat(terms)
+    summary = _bpd_summary(total, prior, term, name, args.split, n)
+    print(_format_bpd(summary, config.decoder))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def _bpd_summary(total, prior, terms, data: str, split: str, n: int) -> dict:
+    """Means over examples (and the standard error of the total) of the bound's parts, in bits/dim."""
+    T = terms.shape[1]
+    edges = [1, 2, 11, 101, T + 1] if T > 100 else [1, 2, T + 1]
+    groups = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if lo < hi <= T + 1:
+            label = "L_0 (t = 1)" if lo == 1 and hi == 2 else f"sum L_(t-1), t = {lo}..{hi - 1}"
+            groups[label] = terms[:, lo - 1:hi - 1].sum(1).mean().item()
+    stderr = (total.std() / len(total) ** 0.5).item() if len(total) > 1 else float("nan")
+    return {"data": data, "split": split, "n": n, "total": total.mean().item(), "total_stderr": stderr,
+            "L_T": prior.mean().item(), "terms": groups}
+
+
+def _format_bpd(s: dict, decoder: str) -> str:
+    unit = "bits/dim" if decoder == "discretized" else "bits/dim (continuous density)"
+    lines = [f"bound L on {s['n']} {s['data']} {s['split']} examples: {s['total']:.4f} +- {s['total_stderr']:.4f} "
+             f"{unit}", f"  {'L_T (prior)':<34}{s['L_T']:>12.6f}"]
+    lines += [f"  {k:<34}{v:>12.6f}" for k, v in s["terms"].items()]
+    return "\n".join(lines)
+
+
+def cmd_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .train import PRESETS
+
+    if args.json:
+        print(json.dumps({k: v.to_dict() for k, v in PRESETS.items()}, indent=2))
+        return 0
+    print(f"{'preset':<12} {'model':<12} {'data':<11} {'batch':>5} {'lr':>8} {'steps':>9} {'ema':>7}  variance")
+    for name, c in PRESETS.items():
+        print(f"{name:<12} {c.model:<12} {c.data:<11} {c.batch_size:>5} {c.lr:>8.0e} {c.steps:>9} "
+              f"{c.ema_decay:>7} {c.variance}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``ddpm`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args, parser)
+    except (FileNotFoundError, FileExistsError, RuntimeError) as e:  # RuntimeError: NonFiniteLossError and CUDA
+        print(f"ddpm {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

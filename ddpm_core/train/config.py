@@ -1,0 +1,206 @@
+"""Training configuration: one plain dataclass, JSON round-trippable, and the named presets.
+
+``cifar10`` is the paper's recipe (Ho et al. 2020, Sec. 4 and App. B, plus the official code's warmup and gradient
+clipping); ``celebahq256`` / ``lsun256`` are the 256x256 recipes; ``digits`` and ``toy2d`` are small recipes that
+train on a laptop CPU in minutes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..data import DATASET_NAMES, TOY_NAMES
+from ..diffusion import PARAMETERIZATIONS, VARIANCES
+from ..likelihood import DECODERS
+from ..nn import PRESETS as MODEL_PRESETS
+from ..schedules import SCHEDULES
+
+__all__ = ["LOSSES", "RUNTIME_FIELDS", "TrainConfig", "PRESETS", "get_preset", "config_hash"]
+
+LOSSES = ("simple", "vlb")
+# Fields that change how a run is executed or reported, not what it computes: they may differ between a
+# checkpoint and the run that resumes it, and they are left out of the cache key of ``train_or_load``.
+RUNTIME_FIELDS = ("device", "bf16", "channels_last", "compile", "num_workers", "data_dir", "log_every",
+                  "sample_every", "sample_steps", "ckpt_every", "keep_every", "n_samples", "progress")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved, as JSON, inside every checkpoint).
+
+    What is trained:
+        name: label of the run (the preset's name). model: a ``ddpm_core.nn`` preset; model_overrides: fields of
+        its config to replace (e.g. ``{"dropout": 0.0}``). data: a ``ddpm_core.data`` data set name; data_dir: its
+        folder (default ``$DDPM_CORE_DATA/<name>``); image_size: resize to this side; flip: random horizontal flips;
+        toy_size: points drawn for a 2-D toy.
+    Diffusion (Sec. 2-4):
+        schedule, T, beta_1, beta_T: the variance schedule (beta_1/beta_T unused by "cosine");
+        parameterization: "eps" (Eq. 11), "x0" or "mean"; loss: "simple" (L_simple, Eq. 14) or "vlb" (the bound
+        L, Eq. 5); variance: sigma_t^2 for sampling, "beta" or "beta_tilde"; clip_denoised: clip x_0 predictions
+        to [-1, 1] while sampling; decoder: L_0 for "vlb" and bits/dim, "discretized" (Eq. 13, 8-bit images) or
+        "gaussian" (continuous data).
+    Optimisation (App. B):
+        steps, batch_size (global, over all processes), lr (Adam), adam_betas, adam_eps, weight_decay,
+        warmup_steps (linear warmup of the learning rate), grad_clip (global-norm clipping; 0 = none),
+        ema_decay, ema_warmup (use min(decay, (1 + n) / (10 + n)) at update n, for short runs), seed.
+    Runtime (``RUNTIME_FIELDS``):
+        device ("auto" = CUDA if available, else CPU), bf16 (autocast on CUDA), channels_last, compile
+        (torch.compile), num_workers (data loader processes), log_every, sample_every (PNG grid of EMA samples
+        every N steps and at the end; 0 = none), sample_steps (0 = all T steps of Algorithm 2; S < T = strided
+        ancestral sampling over S of them, cheaper), ckpt_every (0 = only at the end), keep_every (also keep
+        ckpt_<step>.pt every N steps; 0 = only latest.pt), n_samples (images in the grid / points in the
+        scatter plot), progress (tqdm bar).
+    """
+
+    name: str = "custom"
+    model: str = "cifar10"
+    model_overrides: dict = field(default_factory=dict)
+    data: str = "cifar10"
+    data_dir: Optional[str] = None
+    image_size: Optional[int] = None
+    flip: bool = False
+    toy_size: int = 65536
+
+    schedule: str = "linear"
+    T: int = 1000
+    beta_1: float = 1e-4
+    beta_T: float = 0.02
+    parameterization: str = "eps"
+    loss: str = "simple"
+    variance: str = "beta"
+    clip_denoised: bool = True
+    decoder: str = "discretized"
+
+    steps: int = 800_000
+    batch_size: int = 128
+    lr: float = 2e-4
+    adam_betas: tuple = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.0
+    warmup_steps: int = 5000
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999
+    ema_warmup: bool = False
+    seed: int = 0
+
+    device: str = "auto"
+    bf16: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    num_workers: int = 0
+    log_every: int = 100
+    sample_every: int = 10_000
+    sample_steps: int = 0
+    ckpt_every: int = 5000
+    keep_every: int = 0
+    n_samples: int = 64
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.adam_betas = tuple(float(b) for b in self.adam_betas)
+        self.model_overrides = dict(self.model_overrides)
+        choices = {"model": tuple(MODEL_PRESETS), "data": DATASET_NAMES, "schedule": tuple(SCHEDULES),
+                   "parameterization": PARAMETERIZATIONS, "loss": LOSSES, "variance": VARIANCES, "decoder": DECODERS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; choose one of {list(allowed)}")
+        ints = {"T": 1, "steps": 0, "batch_size": 1, "warmup_steps": 0, "seed": 0, "toy_size": 1, "num_workers": 0,
+                "log_every": 1, "sample_every": 0, "sample_steps": 0, "ckpt_every": 0, "keep_every": 0, "n_samples": 1}
+        for name, lo in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 1):
+            raise ValueError(f"image_size must be None or an int >= 1, got {self.image_size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.adam_eps <= 0:
+            raise ValueError("grad_clip and weight_decay must be >= 0 and adam_eps > 0, got "
+                             f"{self.grad_clip!r}, {self.weight_decay!r}, {self.adam_eps!r}")
+        if len(self.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+        if self.flip and self.data in TOY_NAMES:
+            raise ValueError(f"flip=True applies to images, not to the 2-D toy data={self.data!r}")
+
+    @property
+    def is_toy(self) -> bool:
+        """True for 2-D point data (scatter plots instead of image grids)."""
+        return self.data in TOY_NAMES
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of JSON types (tuples become lists)."""
+        return json.loads(self.to_json())
+
+    def to_json(self, indent: Optional[int] = None) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, s: str) -> "TrainConfig":
+        return cls.from_dict(json.loads(s))
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with ``changes`` applied (validated); unknown names raise ValueError."""
+        d = dataclasses.asdict(self)
+        unknown = sorted(set(changes) - set(d))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; allowed: {sorted(d)}")
+        d.update(changes)
+        return TrainConfig(**d)
+
+
+def config_hash(config: TrainConfig, length: int = 12) -> str:
+    """Hex digest of everything in ``config`` that changes the trained weights (``RUNTIME_FIELDS`` left out)."""
+    d = {k: v for k, v in config.to_dict().items() if k not in RUNTIME_FIELDS}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:length]
+
+
+_PAPER = dict(schedule="linear", T=1000, beta_1=1e-4, beta_T=0.02, parameterization="eps", loss="simple",
+              adam_betas=(0.9, 0.999), warmup_steps=5000, grad_clip=1.0, ema_decay=0.9999, flip=True)
+
+PRESETS: dict[str, TrainConfig] = {
+    # The paper's CIFAR-10 run (Table 1, FID 3.17): 35.7M-parameter U-Net with dropout 0.1, Adam 2e-4, batch 128,
+    # 800k steps, EMA 0.9999, random flips, sigma_t^2 = beta_t; warmup and clipping from the official code.
+    "cifar10": TrainConfig(name="cifar10", model="cifar10", data="cifar10", lr=2e-4, batch_size=128,
+                           steps=800_000, variance="beta", **_PAPER),
+    # The 256x256 runs (CelebA-HQ 0.5M steps; LSUN Church 1.2M, Cat 1.8M, Bedroom 2.4M, the last without flips):
+    # 114M-parameter U-Net, dropout 0, Adam 2e-5, batch 64, sigma_t^2 = beta~_t. Data: a folder of images.
+    "celebahq256": TrainConfig(name="celebahq256", model="celebahq256", data="folder", image_size=256, lr=2e-5,
+                               batch_size=64, steps=500_000, variance="beta_tilde", sample_every=20_000,
+                               n_samples=16, **_PAPER),
+    "lsun256": TrainConfig(name="lsun256", model="lsun256", data="folder", image_size=256, lr=2e-5,
+                           batch_size=64, steps=1_200_000, variance="beta_tilde", sample_every=20_000,
+                           n_samples=16, **_PAPER),
+    # scikit-learn's 8x8 digits (1437 training images): recognisable samples after about 5 minutes on 2 CPU cores
+    # (1500 steps of ~11 GFLOP each; digits are already legible after ~500 steps). Dropout is off: the run is far
+    # too short to overfit, and it learns slightly faster without.
+    "digits": TrainConfig(name="digits", model="digits", model_overrides={"dropout": 0.0}, data="digits", lr=2e-3,
+                          batch_size=128, steps=1500, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
+                          ema_warmup=True, variance="beta", log_every=50, sample_every=1500, ckpt_every=500,
+                          n_samples=64),
+    # A 2-D toy (the swiss roll) with the residual MLP; unbounded data, so no clipping and a Gaussian decoder.
+    "toy2d": TrainConfig(name="toy2d", model="toy2d", data="swiss_roll", lr=1e-3, batch_size=256, steps=3000,
+                         warmup_steps=100, grad_clip=1.0, ema_decay=0.995, ema_warmup=True, variance="beta",
+                         clip_denoised=False, decoder="gaussian", log_every=50, sample_every=1000,
+                         ckpt_every=500, n_samples=1000),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> TrainConfig:
+    """A copy of the preset ``name`` (one of ``PRESETS``) with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)
