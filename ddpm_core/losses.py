@@ -80,7 +80,7 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, means: torch.Tensor, lo
 
 
 def discretized_gaussian_bin_probs(means: torch.Tensor, log_scales: torch.Tensor, num_bins: int = 256) -> torch.Tensor:
-    """Probabilities of every grid value under the Eq. (13) decoder: returns shape (*means.shape, num_bins).
+    """Probabilities of every grid value under the Eq. (13) decoder: returns shape ``(*means.shape, num_bins)``.
 
     Used to check normalization (the rows sum to one) and to decode by taking the most probable bin.
     """
