@@ -16,3 +16,12 @@ def gaussian_oracle(diffusion, m: float, s: float):
 @pytest.fixture
 def oracle():
     return gaussian_oracle
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -16,12 +16,7 @@ TINY = ["--preset", "toy2d", "--steps", "4", "--batch-size", "32", "--log-every"
         "--model-set", "width=32", "--model-set", "depth=1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest.py)
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "bpd", "presets"])

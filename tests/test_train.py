@@ -30,13 +30,7 @@ def tiny_digits(**kw) -> TrainConfig:
     return get_preset("digits", **{**base, **kw})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest (conftest.py)
 
 
 def params(module: torch.nn.Module) -> dict:
