@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from ddpm_core.data import load_digits  # noqa: E402
 from ddpm_core.metrics import digits_fid  # noqa: E402
 from ddpm_core.samplers import ddim_sample, respace, strided_timesteps  # noqa: E402
-from ddpm_core.train import get_preset, load_checkpoint, train_or_load  # noqa: E402
+from ddpm_core.train import build_diffusion, get_preset, load_checkpoint, train_or_load  # noqa: E402
 from ddpm_core.train.cache import run_dir_for  # noqa: E402
 from ddpm_core.train.pretrained import export_pretrained  # noqa: E402
 
@@ -88,7 +88,7 @@ def sweep(run: Path, device: str, n_samples: int, steps_list=SWEEP_STEPS) -> dic
                 x = ddim_sample(diffusion, model, (n_samples, 1, 8, 8), timesteps=ts, eta=0.0, generator=g,
                                 progress=False)
             else:
-                _, d2, _ = load_checkpoint(run, device=device, variance=kind.removeprefix("ancestral_"))
+                d2 = build_diffusion(cfg.replace(variance=kind.removeprefix("ancestral_")))
                 rd, rm = respace(d2, model, ts)
                 x = rd.sample(rm, (n_samples, 1, 8, 8), generator=g, progress=False)
             rows.append({"sampler": kind, "steps": steps, "fd_digits": digits_fid(x.cpu().clamp(-1, 1)),

@@ -1,4 +1,9 @@
 """Shared fixtures: analytic models for Gaussian data, whose optimal denoiser is known in closed form."""
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 
@@ -25,3 +30,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """Import a script that is not part of the package (tools/, book/_ext/) as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

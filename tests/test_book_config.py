@@ -4,7 +4,6 @@ These tests read files only (no book build). The API-page test also looks at _bu
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 import types
@@ -22,16 +21,12 @@ WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 INTRO = ROOT / "book" / "intro.md"
 
 
-def _load(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
-install_cell = _load("install_cell", ROOT / "tools" / "install_cell.py")
-ddpm_book = _load("ddpm_book", ROOT / "book" / "_ext" / "ddpm_book.py")
+from conftest import load_module  # noqa: E402
+
+install_cell = load_module("install_cell", ROOT / "tools" / "install_cell.py")
+ddpm_book = load_module("ddpm_book", ROOT / "book" / "_ext" / "ddpm_book.py")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +67,16 @@ def test_chapters_are_notebooks(sources):
     """Colab buttons appear on .ipynb pages only, so every numbered chapter must be a notebook."""
     not_nb = [name for name in _chapters(sources) if sources[name] is not None and sources[name].suffix != ".ipynb"]
     assert not not_nb, f"chapters that are not .ipynb: {not_nb}"
+
+
+def test_chapters_are_stored_executed_top_to_bottom(sources):
+    """nbval compares stored outputs only where a cell was executed: every code cell of every chapter must carry
+    the execution count of one top-to-bottom run (1, 2, 3, ...). Rewriting a cell (e.g. install_cell.py --fix)
+    clears its count; run `jupyter execute --inplace` on the chapter afterwards."""
+    for name in _chapters(sources):
+        nb = nbformat.read(sources[name], as_version=4)
+        counts = [c.get("execution_count") for c in nb.cells if c.cell_type == "code"]
+        assert counts == list(range(1, len(counts) + 1)), f"{name}: execution counts {counts}"
 
 
 def test_no_javascript_in_static_folders():

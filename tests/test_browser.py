@@ -7,7 +7,6 @@ and at phone width, are written to _build/screenshots/.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -22,15 +21,11 @@ HTML = ROOT / "_build" / "html"
 pytestmark = pytest.mark.browser
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
-browser_check = _load("browser_check", ROOT / "tools" / "browser_check.py")
+from conftest import load_module  # noqa: E402
+
+browser_check = load_module("browser_check", ROOT / "tools" / "browser_check.py")
 
 
 def _unavailable(reason: str) -> None:
