@@ -10,7 +10,8 @@ from .schedules import Schedule, linear_betas, cosine_betas, quadratic_betas  # 
 from .losses import (normal_kl, discretized_gaussian_log_likelihood, discretized_gaussian_bin_probs,  # noqa: E402
                      gaussian_log_likelihood, mean_flat, nats_to_bits_per_dim)
 from .diffusion import GaussianDiffusion, SampleResult, PARAMETERIZATIONS, VARIANCES  # noqa: E402
-from .likelihood import BoundTerms, bits_per_dim, prior_bpd, vb_term_bpd, loss_vlb  # noqa: E402
+from .likelihood import (BoundTerms, RateDistortion, bits_per_dim, prior_bpd, rate_distortion,  # noqa: E402
+                         vb_term_bpd, loss_vlb)
 from .samplers import ddim_sample, respace, respaced_betas, strided_timesteps  # noqa: E402
 from .nn import UNet, UNetConfig, MLPDenoiser, MLPConfig, build_model, count_parameters  # noqa: E402
 from .train import TrainConfig, Trainer, get_preset, load_checkpoint, train_or_load  # noqa: E402
@@ -22,7 +23,7 @@ __all__ = [
     "normal_kl", "discretized_gaussian_log_likelihood", "discretized_gaussian_bin_probs",
     "gaussian_log_likelihood", "mean_flat", "nats_to_bits_per_dim",
     "GaussianDiffusion", "SampleResult", "PARAMETERIZATIONS", "VARIANCES",
-    "BoundTerms", "bits_per_dim", "prior_bpd", "vb_term_bpd", "loss_vlb",
+    "BoundTerms", "bits_per_dim", "prior_bpd", "vb_term_bpd", "loss_vlb", "RateDistortion", "rate_distortion",
     "ddim_sample", "respace", "respaced_betas", "strided_timesteps",
     "UNet", "UNetConfig", "MLPDenoiser", "MLPConfig", "build_model", "count_parameters",
     "TrainConfig", "Trainer", "get_preset", "load_checkpoint", "train_or_load", "load_pretrained",

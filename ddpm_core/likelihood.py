@@ -20,7 +20,8 @@ from tqdm import tqdm
 from .diffusion import GaussianDiffusion, Model, randn
 from .losses import discretized_gaussian_log_likelihood, gaussian_log_likelihood, mean_flat, normal_kl
 
-__all__ = ["DECODERS", "BoundTerms", "prior_bpd", "vb_term_bpd", "bits_per_dim", "loss_vlb"]
+__all__ = ["DECODERS", "BoundTerms", "RateDistortion", "rate_distortion", "prior_bpd", "vb_term_bpd", "bits_per_dim",
+           "loss_vlb"]
 
 
 def prior_bpd(diffusion: GaussianDiffusion, x0: torch.Tensor) -> torch.Tensor:
@@ -92,6 +93,70 @@ class BoundTerms:
         """Batch means as plain floats: total, prior, L_0 and the sum of the L_{t-1} terms."""
         return {"total": self.total.mean().item(), "prior": self.prior.mean().item(),
                 "decoder": self.decoder.mean().item(), "diffusion": self.terms[:, 1:].sum(1).mean().item()}
+
+    def rate_distortion(self, data_range: float = 255.0) -> "RateDistortion":
+        """The rate-distortion curve of progressive coding with these terms (see :func:`rate_distortion`)."""
+        return rate_distortion(self.prior, self.terms, self.x0_mse, data_range)
+
+
+@dataclass
+class RateDistortion:
+    """Progressive lossy compression with the reverse process (Sec. 4.3, Algorithms 3 and 4, Fig. 5, Table 4).
+
+    The sender transmits x_T, x_{T-1}, ..., x_1 (each with the model's p(x_{t-1} | x_t) as the coding distribution)
+    and finally x_0. Entry t - 1 of each array describes the moment the receiver holds x_t:
+
+    t:          (T,) 1, ..., T.
+    rate:       (T,) bits/dim sent so far, L_T + sum_{s=t}^{T-1} L_s (``rate[-1]`` = L_T).
+    distortion: (T,) root mean squared error of the receiver's estimate x0_hat(x_t), in units of ``data_range / 2``
+                per unit of the [-1, 1] data (the paper's RMSE on a 0..255 scale for ``data_range=255``).
+    total:      the full bound L in bits/dim: the rate once x_0 itself is sent as well (lossless).
+    """
+
+    t: torch.Tensor
+    rate: torch.Tensor
+    distortion: torch.Tensor
+    total: float
+
+    def at(self, t: int) -> tuple[float, float]:
+        """(rate, distortion) when the receiver holds x_t, t in 1..T."""
+        T = self.t.numel()
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= T:
+            raise ValueError(f"t must be an int in 1..{T}, got {t!r}")
+        return float(self.rate[t - 1]), float(self.distortion[t - 1])
+
+
+def rate_distortion(prior, terms, x0_mse, data_range: float = 255.0) -> RateDistortion:
+    """Rate and distortion of progressive coding per reverse step (Sec. 4.3), averaged over a data set.
+
+    prior: L_T, shape (B,) or a scalar; terms: (B, T) or (T,) bound terms in bits/dim as in :class:`BoundTerms`
+    (column t - 1: L_{t-1}, and L_0 at t = 1); x0_mse: (B, T) or (T,) squared error of x0_hat(x_t) per dimension
+    for data in [-1, 1]. Means over the batch are taken first, so ``distortion`` is the data set's RMSE,
+    sqrt(mean squared error) * data_range / 2. Per-example arrays and their batch means give the same curve.
+    """
+    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
+        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
+    prior = torch.as_tensor(prior, dtype=torch.float64).detach().cpu().reshape(-1)
+    terms = torch.as_tensor(terms, dtype=torch.float64).detach().cpu()
+    x0_mse = torch.as_tensor(x0_mse, dtype=torch.float64).detach().cpu()
+    terms = terms.unsqueeze(0) if terms.ndim == 1 else terms
+    x0_mse = x0_mse.unsqueeze(0) if x0_mse.ndim == 1 else x0_mse
+    if terms.ndim != 2 or terms.shape[1] < 1:
+        raise ValueError(f"terms must have shape (B, T) or (T,), got {tuple(terms.shape)}")
+    if x0_mse.ndim != 2 or x0_mse.shape[1] != terms.shape[1]:
+        raise ValueError(f"x0_mse must have the shape of terms {tuple(terms.shape)}, got {tuple(x0_mse.shape)}")
+    if prior.numel() < 1:
+        raise ValueError("prior must hold at least one value")
+    if bool((x0_mse < 0).any()):
+        raise ValueError("x0_mse must be non-negative (it is a squared error)")
+    T = terms.shape[1]
+    mean_terms, mean_prior = terms.mean(0), prior.mean()
+    # sent after x_t arrives: L_T plus the terms of steps T, ..., t + 1, i.e. columns t .. T-1
+    tail = torch.flip(torch.cumsum(torch.flip(mean_terms, [0]), 0), [0])  # tail[i] = sum_{j >= i} mean_terms[j]
+    rate = mean_prior + torch.cat([tail[1:], tail.new_zeros(1)])
+    distortion = x0_mse.mean(0).sqrt() * (data_range / 2)
+    return RateDistortion(t=torch.arange(1, T + 1), rate=rate, distortion=distortion,
+                          total=float(mean_prior + mean_terms.sum()))
 
 
 @torch.no_grad()

@@ -10,14 +10,23 @@ For every variant (the paper's Table 2 rows that need no learned variance, on sc
     digits_mean_vlb   mu~-prediction, true bound L
     digits_mean_mse   mu~-prediction, plain MSE on the mean
 
-it trains ``ddpm_core.train`` presets for the same number of steps, then measures on held-out digits:
-FD_digits of samples from the EMA and from the raw weights (1000-step Algorithm 2), and the full bound L in
-bits/dim term by term (``bits_per_dim``). For ``digits`` it also sweeps fast samplers (strided ancestral with
-beta and beta~, DDIM eta = 0) over step counts. Writes
+it trains the ``digits`` preset of ``ddpm_core.train`` with that change (same network, steps and seed), then
+measures what ``--measure`` names (default: all):
 
-    experiments/results/digits_models.json   all numbers, the machine and this command
+    ema_raw   FD_digits of samples from the EMA and from the raw (last-step) weights
+    table     the Table 1/2 row, EMA weights: FD_digits of samples from the full 1000-step Algorithm 2, and the
+              bound L of Eq. (5) in bits/dim on the 360 test digits with its mean terms per t and the distortion
+              of the x_0 prediction per t (the data of the rate-distortion curve, Sec. 4.3)
+    sweep     (``digits`` only) FD_digits of fast samplers (strided ancestral with beta and beta~, DDIM eta = 0)
+              over step counts
+
+and writes
+
+    experiments/results/digits_models.json   per variant: config, and one block per measurement (and for the
+                                             training run) with its numbers, the command, machine and date;
+                                             a later run replaces only the blocks it measures
     book/models/<name>-<hash>.pt             slim checkpoints (config, step, model and EMA weights) that
-                                             ``ddpm_core.train.train_or_load`` picks up instead of training
+                                             ``ddpm_core.train.load_pretrained`` finds instead of training
 """
 from __future__ import annotations
 
@@ -38,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from ddpm_core.data import load_digits  # noqa: E402
 from ddpm_core.metrics import digits_fid  # noqa: E402
 from ddpm_core.samplers import ddim_sample, respace, strided_timesteps  # noqa: E402
-from ddpm_core.train import build_diffusion, get_preset, load_checkpoint, train_or_load  # noqa: E402
+from ddpm_core.train import build_diffusion, get_preset, load_checkpoint, read_checkpoint, train_or_load  # noqa: E402
 from ddpm_core.train.cache import run_dir_for  # noqa: E402
 from ddpm_core.train.pretrained import export_pretrained  # noqa: E402
 
@@ -49,34 +58,75 @@ VARIANTS = {
     "digits_mean_mse": dict(parameterization="mean", loss="simple"),
 }
 SWEEP_STEPS = [10, 20, 50, 100, 250, 1000]
+MEASUREMENTS = ("ema_raw", "table", "sweep")
 
 
 def variant_config(name: str, device: str):
     return get_preset("digits", device=device, progress=False, sample_every=0, **VARIANTS[name]).replace(name=name)
 
 
+def _machine(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def _provenance(argv) -> dict:
+    return {"command": "python experiments/digits_models.py " + " ".join(argv),
+            "date": datetime.date.today().isoformat()}
+
+
+def _sample(diffusion, model, n: int, steps: int, device: str, seed: int) -> torch.Tensor:
+    """n samples by Algorithm 2 strided to ``steps`` of the T steps (all T: the plain algorithm)."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    rd, rm = respace(diffusion, model, strided_timesteps(diffusion.T, steps))
+    return rd.sample(rm, (n, 1, 8, 8), generator=g, progress=False)
+
+
 @torch.no_grad()
-def evaluate(name: str, config, run: Path, device: str, n_samples: int, seed: int = 0, eval_steps: int = 1000,
-             bound: bool = True) -> dict:
-    out = {"config": config.to_dict(), "eval_steps": eval_steps, "n_samples": n_samples}
-    test = load_digits("test").tensors[0].to(device)
+def evaluate_ema_raw(run: Path, device: str, n_samples: int, eval_steps: int, seed: int = 0) -> dict:
+    """FD_digits of samples from the EMA weights and from the raw (last-step) weights."""
+    out = {"eval_steps": eval_steps, "n_samples": n_samples}
     for weights in ("ema", "raw"):
         model, diffusion, _ = load_checkpoint(run, device=device, ema=weights == "ema")
-        g = torch.Generator(device=device).manual_seed(seed)
-        rd, rm = respace(diffusion, model, strided_timesteps(diffusion.T, eval_steps))
-        x = rd.sample(rm, (n_samples, 1, 8, 8), generator=g, progress=False)
+        x = _sample(diffusion, model, n_samples, eval_steps, device, seed)
         out[f"fd_digits_{weights}"] = digits_fid(x.cpu().clamp(-1, 1))
-        if weights == "ema" and bound:
-            bound = diffusion.bits_per_dim(model, test, progress=False, generator=torch.Generator(device=device).manual_seed(1))
-            m = bound.mean()
-            out["bpd"] = {k: float(v) for k, v in m.items()}
-            out["bpd_terms_mean"] = bound.terms.mean(0).tolist()        # per t, bits/dim
-            out["x0_mse_mean"] = bound.x0_mse.mean(0).tolist()           # per t, distortion (data in [-1, 1])
     return out
 
 
 @torch.no_grad()
-def sweep(run: Path, device: str, n_samples: int, steps_list=SWEEP_STEPS) -> dict:
+def evaluate_table(run: Path, device: str, n_samples: int, sample_steps: int, seed: int = 0,
+                   n_test: int | None = None) -> dict:
+    """One row of the Table 1/2 miniature, EMA weights: FD_digits of ``n_samples`` samples (``sample_steps`` of
+    Algorithm 2) and the full bound L (Eq. 5) in bits/dim on the 360 held-out digits, with its terms per t and the
+    distortion of the x_0 prediction per t (the rate-distortion data of Sec. 4.3)."""
+    model, diffusion, _ = load_checkpoint(run, device=device, ema=True)
+    t0 = time.perf_counter()
+    x = _sample(diffusion, model, n_samples, sample_steps, device, seed)
+    out = {"n_samples": n_samples, "sample_steps": sample_steps, "fd_digits": digits_fid(x.cpu().clamp(-1, 1)),
+           "sample_seconds": time.perf_counter() - t0}
+    test = load_digits("test").tensors[0][:n_test].to(device)
+    t0 = time.perf_counter()
+    bound = diffusion.bits_per_dim(model, test, progress=False,
+                                   generator=torch.Generator(device=device).manual_seed(seed + 1))
+    out["bound_seconds"] = time.perf_counter() - t0
+    out["n_test"] = int(test.shape[0])
+    out["bpd"] = {k: float(v) for k, v in bound.mean().items()}
+    out["bpd_std_error"] = float(bound.total.std() / bound.total.numel() ** 0.5)
+    out["bpd_terms_mean"] = bound.terms.mean(0).tolist()   # index t-1: L_{t-1} (t >= 2) and L_0 (t = 1), bits/dim
+    out["x0_mse_mean"] = bound.x0_mse.mean(0).tolist()      # index t-1: E||x0_hat(x_t) - x0||^2 / D, data in [-1, 1]
+    out["eps_mse_mean"] = bound.eps_mse.mean(0).tolist()
+    return out
+
+
+@torch.no_grad()
+def sweep(run: Path, device: str, n_samples: int, steps_list=SWEEP_STEPS) -> list[dict]:
+    """FD_digits of fast samplers (strided ancestral with beta and beta~, DDIM eta = 0) at each step count."""
     rows = []
     model, diffusion, cfg = load_checkpoint(run, device=device)
     for steps in steps_list:
@@ -94,49 +144,69 @@ def sweep(run: Path, device: str, n_samples: int, steps_list=SWEEP_STEPS) -> dic
             rows.append({"sampler": kind, "steps": steps, "fd_digits": digits_fid(x.cpu().clamp(-1, 1)),
                          "seconds": time.perf_counter() - t0})
             print(f"  sweep {kind:22s} {steps:5d} steps  FD_digits {rows[-1]['fd_digits']:.3f}", flush=True)
-    return {"rows": rows, "n_samples": n_samples}
+    return rows
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="*", choices=list(VARIANTS), help="variants to run (default: all)")
+    p.add_argument("--measure", nargs="+", choices=MEASUREMENTS, default=list(MEASUREMENTS),
+                   help="what to measure after training (default: all; the sweep runs for `digits` only)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--cache-dir", default=str(ROOT / "_build" / "experiment_runs"))
     p.add_argument("--models-dir", default=str(ROOT / "book" / "models"))
-    p.add_argument("--n-samples", type=int, default=1000)
+    p.add_argument("--n-samples", type=int, default=1000, help="samples per FD_digits value (EMA/raw and sweep)")
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "digits_models.json"))
     p.add_argument("--steps", type=int, default=None, help="override the training steps (smoke tests only)")
     p.add_argument("--eval-steps", type=int, default=1000,
                    help="strided ancestral steps for the EMA-versus-raw samples (default 1000: Algorithm 2)")
+    p.add_argument("--table-samples", type=int, default=500, help="samples for the FD_digits of the table")
+    p.add_argument("--table-steps", type=int, default=1000,
+                   help="Algorithm 2 steps for the table's samples (default 1000, as in the paper)")
+    p.add_argument("--n-test", type=int, default=None, help="evaluate the bound on the first N test digits only "
+                   "(default: all 360; fewer for smoke tests)")
     p.add_argument("--sweep-steps", type=int, nargs="+", default=SWEEP_STEPS, help="step counts of the sampler sweep")
-    p.add_argument("--no-bound", action="store_true", help="skip the full bound in bits/dim (T network calls)")
     args = p.parse_args(argv)
+    argv = list(argv if argv is not None else sys.argv[1:])
     names = args.only or list(VARIANTS)
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    results["command"] = "python experiments/digits_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    results["machine"] = (torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
-                          or platform.machine()) + f", torch {torch.__version__}"
-    results["date"] = datetime.date.today().isoformat()
+    machine = _machine(args.device)
     results.setdefault("variants", {})
     for name in names:
         config = variant_config(name, args.device)
         if args.steps is not None:
             config = config.replace(steps=args.steps)
+        run = run_dir_for(config, args.cache_dir)
+        res = results["variants"].setdefault(name, {})
+        res["config"] = config.to_dict()
+        was_done = (run / "latest.pt").exists() and int(read_checkpoint(run / "latest.pt")["step"]) >= config.steps
         t0 = time.perf_counter()
         train_or_load(config, cache_dir=args.cache_dir, device=args.device)
-        train_seconds = time.perf_counter() - t0
-        run = run_dir_for(config, args.cache_dir)
-        print(f"{name}: trained {config.steps} steps in {train_seconds:.1f} s", flush=True)
-        res = evaluate(name, config, run, args.device, args.n_samples, eval_steps=args.eval_steps,
-                       bound=not args.no_bound)
-        res["train_seconds"] = train_seconds
-        if name == "digits":
-            res["sweep"] = sweep(run, args.device, args.n_samples, args.sweep_steps)
-        results["variants"][name] = res
+        if not was_done:
+            res["train"] = {"seconds": time.perf_counter() - t0, "steps": config.steps, "machine": machine,
+                            **_provenance(argv)}
+            print(f"{name}: trained {config.steps} steps in {res['train']['seconds']:.1f} s", flush=True)
         export_pretrained(run / "latest.pt", args.models_dir)
-        bound_txt = f", bound {res['bpd']['total']:.3f} bits/dim" if "bpd" in res else ""
-        print(f"{name}: FD_digits ema {res['fd_digits_ema']:.3f} raw {res['fd_digits_raw']:.3f}{bound_txt}", flush=True)
+        if "ema_raw" in args.measure:
+            res["ema_raw"] = {**evaluate_ema_raw(run, args.device, args.n_samples, args.eval_steps),
+                              "machine": machine, **_provenance(argv)}
+            print(f"{name}: FD_digits ema {res['ema_raw']['fd_digits_ema']:.3f} "
+                  f"raw {res['ema_raw']['fd_digits_raw']:.3f}", flush=True)
+        if "table" in args.measure:
+            res["table"] = {**evaluate_table(run, args.device, args.table_samples, args.table_steps,
+                                              n_test=args.n_test),
+                            "machine": machine, **_provenance(argv)}
+            print(f"{name}: FD_digits {res['table']['fd_digits']:.3f}, "
+                  f"bound {res['table']['bpd']['total']:.3f} bits/dim", flush=True)
+        if "sweep" in args.measure and name == "digits":
+            old = res.get("sweep", {})
+            if old.get("n_samples", args.n_samples) != args.n_samples:
+                old = {}  # a different sample count: the old points are not comparable
+            new = sweep(run, args.device, args.n_samples, args.sweep_steps)
+            keep = [r for r in old.get("rows", []) if r["steps"] not in args.sweep_steps]
+            rows = sorted(keep + new, key=lambda r: (r["steps"], r["sampler"]))
+            res["sweep"] = {"rows": rows, "n_samples": args.n_samples, "machine": machine, **_provenance(argv)}
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=1) + "\n")
 

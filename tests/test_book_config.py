@@ -106,54 +106,68 @@ def test_every_chapter_starts_with_the_install_cell(sources):
 def test_install_cell_is_derived_from_config(tmp_path, config):
     url, branch = config["repository"]["url"], config["repository"]["branch"]
     cell = install_cell.expected_install_cell(CONFIG)
-    assert f"git+{url}@{branch}" in cell
+    assert f"--branch {branch} {url} " in cell
     assert cell.splitlines()[0] == install_cell.FIRST_LINE
     # another repository in _config.yml gives another cell, and another Colab address
     other = dict(config, repository={"url": "https://github.com/someone/fork", "branch": "dev", "path_to_book": ""})
     (tmp_path / "_config.yml").write_text(yaml.safe_dump(other), encoding="utf8")
-    assert "git+https://github.com/someone/fork@dev" in install_cell.expected_install_cell(tmp_path / "_config.yml")
+    other_cell = install_cell.expected_install_cell(tmp_path / "_config.yml")
+    assert "--branch dev https://github.com/someone/fork /content/fork " in other_cell
+    assert "%cd /content/fork/book" in other_cell
     assert install_cell.colab_url(tmp_path / "_config.yml", "book/01_x.ipynb") == (
         "https://colab.research.google.com/github/someone/fork/blob/dev/book/01_x.ipynb")
 
 
-def test_install_cell_names_the_package_and_extra():
-    pyproject = ROOT / "pyproject.toml"
-    if not pyproject.is_file():
-        pytest.skip("no pyproject.toml")
+def test_install_cell_installs_the_notebooks_extra():
     import tomllib
 
-    project = tomllib.loads(pyproject.read_text(encoding="utf8"))["project"]
-    assert f'"{project["name"]}[{install_cell.EXTRAS}] @ ' in install_cell.expected_install_cell(CONFIG)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf8"))["project"]
+    assert f'[{install_cell.EXTRAS}]"' in install_cell.expected_install_cell(CONFIG)
     assert install_cell.EXTRAS in project.get("optional-dependencies", {})
+    # the extra holds what the chapters import beyond the package's own dependencies
+    extra = " ".join(project["optional-dependencies"][install_cell.EXTRAS])
+    for module in ("matplotlib", "sympy", "scikit-learn"):
+        assert module in extra, module
 
 
-def _run_cell(source: str, in_colab: bool) -> list[tuple[str, str]]:
-    """Execute the cell as IPython would, with a recording get_ipython(); return the magics it ran."""
+def _run_cell(source: str, in_colab: bool) -> tuple[list[tuple[str, str]], list[str]]:
+    """Execute the cell as IPython would, with a recording get_ipython(); return the magics and shell commands
+    it ran (("system", command) for a ``!`` line) and the entries it put on sys.path (which is then restored)."""
     from IPython.core.inputtransformer2 import TransformerManager
 
     calls: list[tuple[str, str]] = []
-    shell = types.SimpleNamespace(run_line_magic=lambda name, line: calls.append((name, line)))
+    shell = types.SimpleNamespace(run_line_magic=lambda name, line: calls.append((name, line)),
+                                  system=lambda command: calls.append(("system", command)))
     saved = sys.modules.get("google.colab")
+    saved_path = list(sys.path)
     try:
         if in_colab:
             sys.modules["google.colab"] = types.ModuleType("google.colab")
         else:
             sys.modules.pop("google.colab", None)
         exec(TransformerManager().transform_cell(source), {"get_ipython": lambda: shell})
+        added = [entry for entry in sys.path if entry not in saved_path]
     finally:
+        sys.path[:] = saved_path
         if saved is not None:
             sys.modules["google.colab"] = saved
         else:
             sys.modules.pop("google.colab", None)
-    return calls
+    return calls, added
 
 
-def test_install_cell_installs_only_in_colab(config):
+def test_install_cell_acts_only_in_colab(config):
     cell = install_cell.expected_install_cell(CONFIG)
-    assert _run_cell(cell, in_colab=False) == []
-    calls = _run_cell(cell, in_colab=True)
-    assert len(calls) == 1 and calls[0][0] == "pip"
-    assert calls[0][1].startswith("install -q ") and config["repository"]["url"] in calls[0][1]
+    assert _run_cell(cell, in_colab=False) == ([], [])
+    calls, added = _run_cell(cell, in_colab=True)
+    url, branch = config["repository"]["url"], config["repository"]["branch"]
+    clone = "/content/" + url.rsplit("/", 1)[-1]
+    assert [name for name, _ in calls] == ["system", "pip", "cd"]
+    assert calls[0][1].startswith(f"git clone -q --depth 1 --branch {branch} {url} {clone} ")
+    assert calls[1][1] == f'install -q -e "{clone}[{install_cell.EXTRAS}]"'
+    # the chapters read ../experiments/results and the package finds book/models next to its clone
+    assert calls[2][1] == f"{clone}/book"
+    assert added == [clone]
 
 
 def test_fix_inserts_replaces_and_is_idempotent(tmp_path):
@@ -167,11 +181,13 @@ def test_fix_inserts_replaces_and_is_idempotent(tmp_path):
     assert install_cell.check_notebook(path, expected) is None
     assert install_cell.fix_notebook(path, expected) is False
     # an older install cell (other URL) is replaced, not stacked
-    nb.cells[0].source = expected.replace("@main", "@old-branch")
+    nb.cells[0].source = expected.replace("--branch main", "--branch old-branch")
+    nb.cells[0].execution_count = 1  # it was executed (as a no-op) in a top-to-bottom run
     nbformat.write(nb, path)
     assert install_cell.fix_notebook(path, expected) is True
     nb = nbformat.read(path, as_version=4)
     assert len(nb.cells) == 2 and nb.cells[0].source == expected
+    assert nb.cells[0].execution_count == 1 and nb.cells[0].outputs == []  # the run stays top to bottom
     assert install_cell.CELL_TAG in nb.cells[0].metadata["tags"]
 
 

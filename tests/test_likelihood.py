@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from ddpm_core import GaussianDiffusion, Schedule, bits_per_dim, loss_vlb, prior_bpd
+from ddpm_core import GaussianDiffusion, Schedule, bits_per_dim, loss_vlb, prior_bpd, rate_distortion
 from ddpm_core.likelihood import vb_term_bpd
 from conftest import gaussian_oracle
 
@@ -114,3 +114,54 @@ def test_bound_bad_input():
         bits_per_dim(d, lambda x, t: x, torch.zeros(2, 3), progress=False, decoder="laplace")
     with pytest.raises(TypeError, match="floating-point"):
         bits_per_dim(d, lambda x, t: x, torch.zeros(2, 3, dtype=torch.long), progress=False)
+
+
+def test_rate_distortion_bookkeeping_of_progressive_coding():
+    """Sec. 4.3: holding x_T costs L_T; each further x_t costs one KL term; after x_1 only L_0 is left to send."""
+    d = GaussianDiffusion(Schedule.linear(T=30, beta_1=1e-3, beta_T=0.3))
+    x0 = _grid_data(16, 12)
+    r = bits_per_dim(d, gaussian_oracle(d, 0.0, 0.6), x0, progress=False, generator=torch.Generator().manual_seed(0))
+    rd = r.rate_distortion()
+    assert rd.t.tolist() == list(range(1, 31)) and rd.rate.shape == rd.distortion.shape == (30,)
+    assert rd.rate[-1].item() == pytest.approx(r.prior.mean().item(), rel=1e-12)            # holding x_T
+    assert rd.rate[0].item() + r.decoder.mean().item() == pytest.approx(rd.total, rel=1e-12)  # x_1, then L_0
+    assert rd.total == pytest.approx(r.total.mean().item(), rel=1e-12)
+    # holding x_t: L_T + L_{T-1} + ... + L_t, i.e. the terms of the steps t+1 .. T
+    t = 11
+    expected = r.prior.mean() + r.terms[:, t:].sum(1).mean()
+    assert rd.at(t)[0] == pytest.approx(expected.item(), rel=1e-12)
+    assert torch.all(rd.rate[:-1] >= rd.rate[1:] - 1e-12)  # KL terms are >= 0: the rate only grows as t falls
+    # distortion is the data set's RMSE on the 0..255 scale
+    assert rd.distortion[t - 1].item() == pytest.approx(127.5 * r.x0_mse[:, t - 1].mean().sqrt().item(), rel=1e-12)
+    # batch means in, the same curve out (the form experiment files store)
+    rd2 = rate_distortion(r.prior.mean(), r.terms.mean(0), r.x0_mse.mean(0))
+    torch.testing.assert_close(rd2.rate, rd.rate)
+    torch.testing.assert_close(rd2.distortion, rd.distortion)
+
+
+def test_rate_distortion_distortion_matches_the_gaussian_posterior_mean_error():
+    """For x_0 ~ N(0, s^2 I) the oracle's x0_hat(x_t) = E[x_0 | x_t] has MSE s^2 (1 - ab) / (ab s^2 + 1 - ab)."""
+    d = GaussianDiffusion(Schedule.linear(T=50, beta_1=1e-3, beta_T=0.2))
+    s = 0.5
+    x0 = s * torch.randn(4000, 8, generator=torch.Generator().manual_seed(3))
+    r = bits_per_dim(d, gaussian_oracle(d, 0.0, s), x0, progress=False, clip_denoised=False, decoder="gaussian",
+                     generator=torch.Generator().manual_seed(4))
+    rd = r.rate_distortion(data_range=2.0)  # distortion in the data's own units
+    ab = d.schedule.alpha_bars[1:]
+    exact = (s * s * (1 - ab) / (ab * s * s + 1 - ab)).sqrt()
+    torch.testing.assert_close(rd.distortion, exact, rtol=0.02, atol=0)
+    assert rd.distortion[-1] > rd.distortion[0]  # less is known about x_0 the earlier the receiver stops
+
+
+def test_rate_distortion_bad_input():
+    with pytest.raises(ValueError, match="x0_mse must have the shape"):
+        rate_distortion(0.0, torch.zeros(5), torch.zeros(4))
+    with pytest.raises(ValueError, match="terms must have shape"):
+        rate_distortion(0.0, torch.zeros(2, 3, 4), torch.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match="non-negative"):
+        rate_distortion(0.0, torch.zeros(3), -torch.ones(3))
+    with pytest.raises(ValueError, match="data_range"):
+        rate_distortion(0.0, torch.zeros(3), torch.zeros(3), data_range=0)
+    rd = rate_distortion(0.0, torch.zeros(3), torch.zeros(3))
+    with pytest.raises(ValueError, match="t must be an int in 1..3"):
+        rd.at(0)

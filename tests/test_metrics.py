@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ddpm_core.data import load_digits, sample_toy
-from ddpm_core.metrics import (FID_WEIGHTS_URL, DigitsClassifierConfig, FIDInceptionV3, RunningStatistics,
+from ddpm_core.metrics import (FID_WEIGHTS_URL, DigitsClassifierConfig, FIDInceptionV3, RunningStatistics, classify_digits,
                                digits_feature_extractor, digits_fid, extract_features, feature_statistics,
                                fid_from_features, frechet_distance, inception_feature_extractor, inception_score,
                                kid, load_statistics, mmd, save_statistics, sliced_wasserstein,
@@ -215,6 +215,17 @@ def test_digits_classifier_accuracy_and_cache(digits_extractor, monkeypatch):
     assert torch.equal(torch.random.get_rng_state(), rng_state)
     assert again is not digits_extractor and again.test_accuracy == digits_extractor.test_accuracy
     assert torch.equal(again(x[:5]), feats)
+
+
+def test_classify_digits_labels_held_out_digits(digits_extractor):
+    x, y = load_digits("test").tensors
+    labels = classify_digits(x)
+    assert labels.dtype == torch.int64 and labels.shape == (360,)
+    assert (labels == y).double().mean().item() == pytest.approx(digits_extractor.test_accuracy)
+    with pytest.raises(ValueError, match=r"shape \(N, 1, 8, 8\)"):
+        classify_digits(x[:, 0])
+    with pytest.raises(TypeError, match="floating-point"):
+        classify_digits(y)
 
 
 def test_digits_training_is_deterministic():

@@ -1,10 +1,13 @@
 """The install cell that opens every chapter notebook, and a checker/fixer for it.
 
-In Colab the package is not installed, so every chapter starts with a code cell that
-installs ``ddpm_core`` from the book's repository, and does nothing anywhere else (a
-local checkout, the book build, nbval). The repository URL and branch come from
-``_config.yml`` (``repository.url``, ``repository.branch``), the distribution name from
-``pyproject.toml``: change them there and run ``--fix``.
+In Colab a chapter opens alone, without the package or the repository's files (the shipped
+models in ``book/models``, the experiment results the later chapters read). So every chapter
+starts with a code cell that, in Colab only, clones the book's repository, installs
+``ddpm_core`` from that clone, puts it first on ``sys.path`` (so the running kernel imports
+it without a restart) and moves into its ``book/`` folder, where the chapters' relative paths
+hold. It does nothing anywhere else (a local checkout, the book build, nbval). The repository
+URL and branch come from ``_config.yml`` (``repository.url``, ``repository.branch``): change
+them there and run ``--fix``.
 
 Usage (from the repository root)::
 
@@ -23,8 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CELL_TAG = "colab-install"
 EXTRAS = "notebooks"
-DEFAULT_DIST_NAME = "ddpm-core"
-FIRST_LINE = "# Colab only: install ddpm_core from the book's repository (no-op elsewhere)."
+FIRST_LINE = "# Colab only: fetch the book's repository and install ddpm_core from it (no-op elsewhere)."
+COLAB_ROOT = "/content"
 
 
 def load_config(config_path: Path | str) -> dict:
@@ -42,25 +45,19 @@ def repository(config_path: Path | str) -> tuple[str, str, str]:
     return url, branch, str(repo.get("path_to_book") or "").strip("/")
 
 
-def dist_name(root: Path | str = ROOT) -> str:
-    """The package's distribution name from ``pyproject.toml`` (``ddpm-core`` when there is none)."""
-    pyproject = Path(root) / "pyproject.toml"
-    if not pyproject.is_file():
-        return DEFAULT_DIST_NAME
-    import tomllib
-
-    return tomllib.loads(pyproject.read_text(encoding="utf8")).get("project", {}).get("name", DEFAULT_DIST_NAME)
-
-
 def expected_install_cell(config_path: Path | str = ROOT / "_config.yml") -> str:
     """Source of the first cell of every chapter, derived from ``_config.yml`` (no trailing newline)."""
-    url, branch, _ = repository(config_path)
-    name = dist_name(Path(config_path).resolve().parent)
+    url, branch, path_to_book = repository(config_path)
+    clone = f"{COLAB_ROOT}/{url.rsplit('/', 1)[-1]}"
+    book = f"{clone}/{path_to_book}/book" if path_to_book else f"{clone}/book"
     return "\n".join([
         FIRST_LINE,
         "import sys",
         'if "google.colab" in sys.modules:',
-        f'    %pip install -q "{name}[{EXTRAS}] @ git+{url}@{branch}"',
+        f"    !git clone -q --depth 1 --branch {branch} {url} {clone} || git -C {clone} pull -q",
+        f'    %pip install -q -e "{clone}[{EXTRAS}]"',
+        f'    sys.path.insert(0, "{clone}")',
+        f"    %cd {book}",
     ])
 
 
@@ -139,7 +136,10 @@ def fix_notebook(path: Path, expected: str) -> bool:
     is_old_install = first is not None and first.cell_type == "code" and (
         CELL_TAG in first.get("metadata", {}).get("tags", []) or "google.colab" in _source(first))
     if is_old_install:
+        # outside Colab the cell does nothing, so its stored result (no output) and its place in the run stay valid
         cell["id"] = first.get("id", cell.get("id"))
+        cell["execution_count"] = first.get("execution_count")
+        cell["outputs"] = first.get("outputs", [])
         nb.cells[0] = cell
     else:
         nb.cells.insert(0, cell)

@@ -27,7 +27,7 @@ from .distances import feature_statistics, frechet_distance
 from .features import extract_features
 
 __all__ = ["DigitsClassifierConfig", "DigitsCNN", "train_digits_classifier", "digits_feature_extractor",
-           "digits_reference_statistics", "digits_fid"]
+           "digits_reference_statistics", "digits_fid", "classify_digits"]
 
 _VERSION = 1  # bump when the architecture or the training loop changes (invalidates the cache)
 
@@ -219,3 +219,15 @@ def digits_fid(samples: torch.Tensor, reference: str | torch.Tensor = "test",
     else:
         mu2, sigma2 = feature_statistics(extract_features(extractor, reference))
     return frechet_distance(mu1, sigma1, mu2, sigma2)
+
+
+@torch.no_grad()
+def classify_digits(images: torch.Tensor, config: DigitsClassifierConfig = DigitsClassifierConfig()) -> torch.Tensor:
+    """The digits classifier's labels (N,) int64 in 0..9 for images (N, 1, 8, 8) in [-1, 1] (e.g. to check whether a
+    reconstruction from x_t keeps the class of the digit it started from)."""
+    if not isinstance(images, torch.Tensor) or not images.dtype.is_floating_point:
+        raise TypeError("images must be a floating-point tensor of shape (N, 1, 8, 8) in [-1, 1]")
+    if images.ndim != 4 or images.shape[1:] != (1, 8, 8):
+        raise ValueError(f"images must have shape (N, 1, 8, 8), got {tuple(images.shape)}")
+    net = digits_feature_extractor(config).net
+    return net(images.detach().float().cpu()).argmax(1)
