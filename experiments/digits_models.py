@@ -206,7 +206,14 @@ def main(argv=None) -> None:
             new = sweep(run, args.device, args.n_samples, args.sweep_steps)
             keep = [r for r in old.get("rows", []) if r["steps"] not in args.sweep_steps]
             rows = sorted(keep + new, key=lambda r: (r["steps"], r["sampler"]))
-            res["sweep"] = {"rows": rows, "n_samples": args.n_samples, "machine": machine, **_provenance(argv)}
+            # every run that contributed rows, with the step counts it measured (a file written before runs were
+            # listed holds one command for all its rows)
+            runs = old.get("runs") or ([{"command": old["command"], "machine": old["machine"], "date": old["date"],
+                                         "steps": sorted({r["steps"] for r in old["rows"]})}] if "command" in old else [])
+            runs = [{**r, "steps": [s for s in r["steps"] if s not in args.sweep_steps]} for r in runs]
+            runs = [r for r in runs if r["steps"]] + [{"machine": machine, **_provenance(argv),
+                                                        "steps": sorted(args.sweep_steps)}]
+            res["sweep"] = {"rows": rows, "n_samples": args.n_samples, "runs": runs}
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=1) + "\n")
 

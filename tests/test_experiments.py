@@ -35,3 +35,16 @@ def test_digits_models_smoke_run_writes_what_the_chapters_read(tmp_path, one_thr
     assert second["train"] == run["train"] and second["table"] == table
     assert second["ema_raw"]["n_samples"] == 6 and second["ema_raw"]["eval_steps"] == 3
     assert second["ema_raw"]["fd_digits_ema"] > 0 and second["ema_raw"]["fd_digits_raw"] > 0
+
+
+def test_digits_models_sweep_merges_runs(tmp_path, one_thread):
+    out = tmp_path / "results.json"
+    args = ["--only", "digits", "--device", "cpu", "--steps", "2", "--n-samples", "4", "--measure", "sweep",
+            "--cache-dir", str(tmp_path / "cache"), "--models-dir", str(tmp_path / "models"), "--out", str(out)]
+    digits_models.main(args + ["--sweep-steps", "2", "3"])
+    digits_models.main(args + ["--sweep-steps", "3", "5"])
+    sweep = json.loads(out.read_text())["variants"]["digits"]["sweep"]
+    assert sorted({r["steps"] for r in sweep["rows"]}) == [2, 3, 5]
+    assert len(sweep["rows"]) == 3 * 3  # three samplers per step count, step count 3 measured once (the latest)
+    assert [r["steps"] for r in sweep["runs"]] == [[2], [3, 5]]
+    assert all("--sweep-steps" in r["command"] and r["machine"] for r in sweep["runs"])
