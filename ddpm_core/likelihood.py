@@ -106,11 +106,15 @@ class RateDistortion:
     The sender transmits x_T, x_{T-1}, ..., x_1 (each with the model's p(x_{t-1} | x_t) as the coding distribution)
     and finally x_0. Entry t - 1 of each array describes the moment the receiver holds x_t:
 
-    t:          (T,) 1, ..., T.
-    rate:       (T,) bits/dim sent so far, L_T + sum_{s=t}^{T-1} L_s (``rate[-1]`` = L_T).
-    distortion: (T,) root mean squared error of the receiver's estimate x0_hat(x_t), in units of ``data_range / 2``
-                per unit of the [-1, 1] data (the paper's RMSE on a 0..255 scale for ``data_range=255``).
-    total:      the full bound L in bits/dim: the rate once x_0 itself is sent as well (lossless).
+    t
+        (T,) 1, ..., T.
+    rate
+        (T,) bits/dim sent so far, L_T + sum over s = t .. T-1 of L_s (``rate[-1]`` is L_T).
+    distortion
+        (T,) root mean squared error of the receiver's estimate x0_hat(x_t), in units of ``data_range / 2`` per
+        unit of the [-1, 1] data (the paper's RMSE on a 0..255 scale for ``data_range=255``).
+    total
+        the full bound L in bits/dim: the rate once x_0 itself is sent as well (lossless).
     """
 
     t: torch.Tensor

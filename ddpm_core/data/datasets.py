@@ -26,17 +26,18 @@ def make_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
                  seed: int = 0, toy_size: int = 65536) -> Dataset:
     """Build the data set ``name`` (one of ``DATASET_NAMES``); items are (x, y) with x float32 in [-1, 1].
 
-    name:       "cifar10" (3x32x32), "mnist" (1x28x28), "digits" (1x8x8, offline), "folder" (RGB files under
-                ``root``, or under ``root/split`` when that folder exists), or a 2-D toy (``TOY_NAMES``).
-    root:       where the files are; default ``data_home() / name`` (``$DDPM_CORE_DATA``). Unused for digits/toys.
-    split:      "train", "test" or "all".
-    image_size: resize images to image_size x image_size (required for "folder"; default: native size).
-    flip:       random horizontal flip with p = 1/2 (the paper's CIFAR-10 augmentation), deterministic per
-                (seed, epoch, item) through ``infinite_loader``.
-    download:   fetch missing CIFAR-10 / MNIST files (needs internet; md5-checked). Otherwise missing files raise
-                ``FileNotFoundError`` saying what to put where.
-    seed:       seed of the flips and of the toy points (the test split of a toy uses other points).
-    toy_size:   number of points drawn for a toy data set (labels are -1).
+    Args:
+        name: "cifar10" (3x32x32), "mnist" (1x28x28), "digits" (1x8x8, offline), "folder" (RGB files under
+            ``root``, or under ``root/split`` when that folder exists), or a 2-D toy (``TOY_NAMES``).
+        root: where the files are; default ``data_home() / name`` (``$DDPM_CORE_DATA``). Unused for digits/toys.
+        split: "train", "test" or "all".
+        image_size: resize images to image_size x image_size (required for "folder"; default: native size).
+        flip: random horizontal flip with p = 1/2 (the paper's CIFAR-10 augmentation), deterministic per
+            (seed, epoch, item) through ``infinite_loader``.
+        download: fetch missing CIFAR-10 / MNIST files (needs internet; md5-checked). Otherwise missing files
+            raise ``FileNotFoundError`` saying what to put where.
+        seed: seed of the flips and of the toy points (the test split of a toy uses other points).
+        toy_size: number of points drawn for a toy data set (labels are -1).
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown data set {name!r}; allowed names: {', '.join(DATASET_NAMES)}")

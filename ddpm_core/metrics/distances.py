@@ -51,9 +51,9 @@ def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
 
 def frechet_distance(mu1: np.ndarray | torch.Tensor, sigma1: np.ndarray | torch.Tensor,
                      mu2: np.ndarray | torch.Tensor, sigma2: np.ndarray | torch.Tensor) -> float:
-    """Squared Frechet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2) (Dowson & Landau 1982):
+    """Squared Frechet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2) (Dowson & Landau 1982)::
 
-        d^2 = |mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)),
+        d^2 = ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)),
 
     the FID of Heusel et al. (2017) when the moments are those of Inception features. The trace of the matrix square
     root is computed as tr((s1^(1/2) sigma2 s1^(1/2))^(1/2)), which has the same eigenvalues but is symmetric PSD, so
@@ -120,7 +120,7 @@ def mmd(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, kernel: str 
         bandwidths: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0), unbiased: bool = True) -> float:
     """Squared maximum mean discrepancy between samples x (N, D) and y (M, D).
 
-    kernel "rbf": sum over ``bandwidths`` s of exp(-|x - y|^2 / (2 s^2)) (a multi-scale Gaussian kernel, suited to
+    kernel "rbf": sum over ``bandwidths`` s of ``exp(-||x - y||^2 / (2 s^2))`` (a multi-scale Gaussian kernel, suited to
     unit-scale data); "polynomial": the KID kernel (x.y / D + 1)^3. ``unbiased`` uses the U-statistic (can be
     slightly negative when the distributions agree), otherwise the biased V-statistic (>= 0).
     """
