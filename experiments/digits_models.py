@@ -76,6 +76,13 @@ def _machine(device: str) -> str:
     return f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def _last_logged(run: Path) -> dict:
+    """The last line of the run's metrics.jsonl (loss, gradient norm, ... at the last logged step), or {}."""
+    path = run / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return json.loads(lines[-1]) if lines else {}
+
+
 def _provenance(argv) -> dict:
     return {"command": "python experiments/digits_models.py " + " ".join(argv),
             "date": datetime.date.today().isoformat()}
@@ -185,7 +192,7 @@ def main(argv=None) -> None:
         train_or_load(config, cache_dir=args.cache_dir, device=args.device)
         if not was_done:
             res["train"] = {"seconds": time.perf_counter() - t0, "steps": config.steps, "machine": machine,
-                            **_provenance(argv)}
+                            **_provenance(argv), "last_logged": _last_logged(run)}
             print(f"{name}: trained {config.steps} steps in {res['train']['seconds']:.1f} s", flush=True)
         export_pretrained(run / "latest.pt", args.models_dir)
         if "ema_raw" in args.measure:

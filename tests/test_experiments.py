@@ -19,6 +19,7 @@ def test_digits_models_smoke_run_writes_what_the_chapters_read(tmp_path, one_thr
     run = first["variants"]["digits_mean_mse"]
     assert run["config"]["parameterization"] == "mean" and run["config"]["loss"] == "simple"
     assert run["train"]["steps"] == 2 and "--measure table" in run["train"]["command"]
+    assert run["train"]["last_logged"]["step"] == 2 and run["train"]["last_logged"]["loss"] > 0
     table = run["table"]
     T = run["config"]["T"]
     assert table["n_test"] == 3 and table["sample_steps"] == 3 and table["n_samples"] == 6
