@@ -1,7 +1,7 @@
 """Checkpoints: atomic writes, loading with ``torch.load(weights_only=True)``, and the model/diffusion they describe.
 
 A checkpoint is a dict of tensors and plain Python values only (no pickled objects), so it loads with
-``weights_only=True``:
+``weights_only=True``::
 
     format       "ddpm_core.train/1"
     step         number of optimizer steps taken
