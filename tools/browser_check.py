@@ -417,21 +417,28 @@ class BookChecker:
                 self._check_page(browser, report)
         return reports
 
+    def _lay_out(self, browser: Chromium, report: PageReport, lay_out, suffix: str, problems: list[str]) -> dict | None:
+        """Lay the page out (``lay_out()``: open it, or resize the window), inspect it and save a screenshot named
+        ``<page><suffix>.png``; None, with the error added to ``problems``, when the browser fails."""
+        try:
+            lay_out()
+            info = browser.evaluate(_JS_INSPECT)
+        except (RuntimeError, TimeoutError) as err:
+            problems.append(str(err))
+            return None
+        report.screenshots.append(self.screenshot_dir / f"{Path(report.docname).name}{suffix}.png")
+        browser.screenshot(report.screenshots[-1])
+        return info
+
     def _check_page(self, browser: Chromium, report: PageReport) -> None:
         p = report.problems
         if not report.path.is_file():
             p["load"].append(f"{report.path} was not built")
             return
         url = report.path.as_uri()
-        stem = Path(report.docname).name
-        try:
-            browser.open(url, DESKTOP)
-            info = browser.evaluate(_JS_INSPECT)
-        except (RuntimeError, TimeoutError) as err:
-            p["load"].append(str(err))
+        info = self._lay_out(browser, report, lambda: browser.open(url, DESKTOP), "", p["load"])
+        if info is None:
             return
-        report.screenshots.append(self.screenshot_dir / f"{stem}.png")
-        browser.screenshot(report.screenshots[-1])
         if not info["hasArticle"] or not info["title"]:
             p["load"].append("the page has no title or no main content")
         for event in browser.events:
@@ -466,14 +473,9 @@ class BookChecker:
             if not info["printButton"]:
                 p["download"].append("no PDF (print) button")
         # phone width: the same page, laid out again for a phone screen
-        try:
-            browser.resize(PHONE)
-            phone = browser.evaluate(_JS_INSPECT)
-        except (RuntimeError, TimeoutError) as err:
-            p["phone"].append(str(err))
+        phone = self._lay_out(browser, report, lambda: browser.resize(PHONE), "-phone", p["phone"])
+        if phone is None:
             return
-        report.screenshots.append(self.screenshot_dir / f"{stem}-phone.png")
-        browser.screenshot(report.screenshots[-1])
         # Compare with the device width: a mobile browser widens its layout viewport (innerWidth) to the content.
         width = max(phone["scrollWidth"], phone["innerWidth"])
         if width > PHONE["width"] + PHONE_TOLERANCE_PX:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
+from .images import to_unit_range
+
 __all__ = ["DIGITS_SPLIT_SEED", "DIGITS_TEST_SIZE", "quantize_digits", "load_digits"]
 
 DIGITS_SPLIT_SEED = 0
@@ -52,6 +54,6 @@ def load_digits(split: str = "train") -> TensorDataset:
     values = torch.as_tensor(bunch.images, dtype=torch.float64)  # (1797, 8, 8) in 0..16
     labels = torch.as_tensor(bunch.target, dtype=torch.int64)
     levels = quantize_digits(values)
-    images = (levels.to(torch.float32) / 127.5 - 1).unsqueeze(1)
+    images = to_unit_range(levels).unsqueeze(1)
     idx = _split_indices(len(labels), split)
     return TensorDataset(images[idx], labels[idx])
