@@ -108,5 +108,5 @@ def check_min_lsimple(student) -> bool:
     ]
     return check_function("check_min_lsimple", student, lambda alpha_bars: alpha_bars[1:].mean(), _min_cases(),
                           mistakes=mistakes, rtol=1e-9, atol=1e-12,
-                          hint="by Eq. (eq-eps-optimal) the minimum of step t is 1 - (1 - ab_t) / (ab_t s^2 + 1 - ab_t); "
-                               "put m = 0, s = 1 and average over t = 1..T.")
+                          hint="by Eq. (eq-eps-optimal) the minimum of step t is "
+                               "1 - (1 - ab_t) / (ab_t s^2 + 1 - ab_t); put m = 0, s = 1 and average over t = 1..T.")
