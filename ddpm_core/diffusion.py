@@ -161,7 +161,8 @@ class GaussianDiffusion:
         return self._g("alphas", t, x_prev).sqrt() * x_prev + self._g("betas", t, x_prev).sqrt() * noise
 
     def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The forward posterior q(x_{t-1} | x_t, x_0) = N(mu~_t, beta~_t I) (Eq. 6-7).
+        """The forward posterior q(x_{t-1} | x_t, x_0) = N(mu~_t, beta~_t I) (Eq. 6-7); at
+        x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) its mean is the target of Eq. (9).
 
         mu~_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0 + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t.
         Returns (mean (B, ...), variance (B, 1, ...), clipped log-variance (B, 1, ...)). At t = 1, beta~_1 = 0 and
@@ -188,7 +189,8 @@ class GaussianDiffusion:
         return (xt - ab.sqrt() * x0) / (1.0 - ab).sqrt()
 
     def mean_from_eps(self, xt: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:
-        """Eq. (11): mu_theta = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)."""
+        """Eq. (11): mu_theta = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t); with the true noise eps
+        it is the target of Eqs. (9)-(10), the posterior mean mu~_t(x_t, x_0(x_t, eps))."""
         t = self._t(t, xt)
         b, a, ab = self._g("betas", t, xt), self._g("alphas", t, xt), self._g("alpha_bars", t, xt)
         return (xt - b / (1.0 - ab).sqrt() * eps) / a.sqrt()
