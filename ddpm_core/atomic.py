@@ -52,9 +52,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None or type(e) is RuntimeError and "inline_container" in str(e):
+            # a failed write (disk full, file-size limit, ...); torch.save reports it as a bare RuntimeError
+            kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+            raise OSError(getattr(e, "errno", None), f"could not write {path} ({' '.join(str(e).split())}); "
+                          f"{kept}. Free some space or choose another location") from e
         raise
     _fsync_dir(path.parent)
     return path

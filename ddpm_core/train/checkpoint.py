@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -37,7 +38,7 @@ from ..schedules import Schedule
 from .config import TrainConfig
 
 __all__ = ["FORMAT", "CheckpointError", "atomic_save", "read_checkpoint", "build_diffusion", "build_network",
-           "load_checkpoint", "resolve_checkpoint", "checkpoint_checksums", "checkpoint_config", "load_weights"]
+           "load_checkpoint", "resolve_checkpoint", "checkpoint_checksums", "checkpoint_config", "load_weights", "model_data_shape"]
 
 FORMAT = "ddpm_core.train/1"
 _REQUIRED = ("step", "config", "model", "ema")  # what sampling needs; resuming also needs optimizer, rank_states
@@ -96,10 +97,9 @@ def _why_unreadable(p: Path, e: BaseException) -> str:
         return "the file is empty (0 bytes); an interrupted copy? Use another checkpoint or retrain"
     if isinstance(e, (pickle.UnpicklingError, zipfile.BadZipFile)) and "eights only" in str(e):
         return "it holds Python objects other than tensors and plain values, which are never loaded (code could run)"
-    if isinstance(e, (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError, RuntimeError)):
-        return (f"torch.load cannot read it ({size} bytes; truncated, corrupted, or not a torch.save file): "
-                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
-    return f"{type(e).__name__}: {e}"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return (f"torch.load cannot read it ({size} bytes; truncated, corrupted, or not a torch.save file): "
+            f"{type(e).__name__}: {first}".rstrip(": "))
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", verify: bool = True) -> dict:
@@ -112,7 +112,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", verify: 
     """
     p = resolve_checkpoint(path)
     try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a raw pickle makes torch warn before it fails: the error below says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except (PermissionError, IsADirectoryError):
         raise
     except Exception as e:  # torch.load raises many types for a bad file; all mean the same thing here
@@ -170,6 +172,19 @@ def load_weights(model: nn.Module, state: Any, path: str | os.PathLike, config: 
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: its {what} do not fit model {config.model!r}: {e}") from e
+
+
+def model_data_shape(model: nn.Module, config: TrainConfig) -> tuple[int, ...]:
+    """The shape of one example (without the batch dimension) that ``model``, built from ``config``, takes:
+    ``(dim,)`` for the 2-D toys' MLP, ``(channels, side, side)`` for a U-Net (side: ``config.image_size`` or the
+    network's own)."""
+    c = getattr(model, "config", None)
+    if hasattr(c, "dim"):
+        return (int(c.dim),)
+    if c is None or not hasattr(c, "in_channels"):
+        raise TypeError(f"cannot tell the input shape of a {type(model).__name__}")
+    side = config.image_size or c.image_size
+    return (int(c.in_channels), int(side), int(side))
 
 
 def build_diffusion(config: TrainConfig) -> GaussianDiffusion:

@@ -31,7 +31,7 @@ from ..likelihood import prior_bpd, vb_term_bpd
 from . import distributed
 from ..atomic import atomic_append_text, atomic_copy, atomic_save, atomic_write_text, check_writable, remove_orphan_tmp
 from .checkpoint import (FORMAT, CheckpointError, build_diffusion, build_network, checkpoint_checksums,
-                         checkpoint_config, load_weights, read_checkpoint)
+                         checkpoint_config, load_weights, model_data_shape, read_checkpoint)
 from .config import RUNTIME_FIELDS, TrainConfig
 from .ema import EMA
 
@@ -132,6 +132,11 @@ class Trainer:
                                flip=cfg.flip, seed=cfg.seed, toy_size=cfg.toy_size)
         zero = torch.zeros(1, dtype=torch.int64)
         self.data_shape = tuple(fetch_batch(dataset, zero, zero)[0].shape[1:])
+        want = model_data_shape(self.model, cfg)
+        if self.data_shape != want:
+            raise ValueError(f"model and data do not match: model {cfg.model!r} takes examples of shape {want}, "
+                             f"data {cfg.data!r} gives {self.data_shape}; choose a model for this data (or set "
+                             "image_size)")
         self.loader = infinite_loader(dataset, self.local_batch, seed=cfg.seed, rank=rank, world_size=world,
                                       num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
         torch.manual_seed(mix_seed(cfg.seed, rank, 0xD0))  # dropout masks: one stream per rank
