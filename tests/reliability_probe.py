@@ -275,6 +275,9 @@ def build_cases(ctx: Context) -> list[Case]:
         return lambda ctx: ["train", *TINY, "--out", str(ctx.path("runs") / folder), *args]
     cli("train --lr inf --steps 1", tr("--lr", "inf", "--steps", "1"), "lr")
     cli("train --lr nan", tr("--lr", "nan"), "lr")
+    cli("train --lr 1e30 (diverges) up to the end-of-run sample grid",
+        tr("--lr", "1e30", "--grad-clip", "0", "--warmup-steps", "0", "--steps", "1", "--sample-every", "1"),
+        "non-finite")
     cli("train --grad-clip nan", tr("--grad-clip", "nan"), "grad_clip")
     cli("train --ema-decay 1.5", tr("--ema-decay", "1.5"), "ema_decay")
     cli("train --warmup-steps -1", tr("--warmup-steps", "-1"), "warmup")

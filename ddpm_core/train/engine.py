@@ -237,6 +237,17 @@ class Trainer:
                                      "or check the data.")
         self._checked_step = self.step
 
+    def check_weights_finite(self, consequence: str) -> None:
+        """Raise :class:`NonFiniteLossError` if a weight or EMA weight is NaN or inf (a loss computed before the
+        last update can still be finite), saying ``consequence``."""
+        modules = [("weights", self.model)] + ([("EMA weights", self.ema.shadow)] if self.ema is not None else [])
+        for what, module in modules:
+            bad = [n for n, v in module.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:
+                raise NonFiniteLossError(f"the {what} became non-finite (NaN or inf) by step {self.step}, e.g. "
+                                         f"{bad[0]}; {consequence}. Try a smaller learning rate "
+                                         f"(lr={self.config.lr}).")
+
     # ---- the loop -------------------------------------------------------------------------------------------
     def fit(self, steps: Optional[int] = None) -> list[dict]:
         """Train until step ``steps`` (default ``config.steps``), logging, sampling and checkpointing on the way;
@@ -317,6 +328,7 @@ class Trainer:
             return None
         from ..viz import save_image_grid, save_scatter
 
+        self.check_weights_finite("no samples were drawn")
         x = self.sample()
         path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
         if self.config.is_toy:
@@ -343,12 +355,7 @@ class Trainer:
         if path is None and self.out_dir is None:
             raise ValueError("save() needs a path when the trainer has no out_dir")
         target = Path(path) if path is not None else self.out_dir / "latest.pt"
-        for what, module in (("weights", self.model), ("EMA weights", self.ema.shadow)):
-            bad = [n for n, v in module.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
-            if bad:
-                raise NonFiniteLossError(f"the {what} became non-finite (NaN or inf) by step {self.step}, e.g. "
-                                         f"{bad[0]}; no checkpoint was written. Try a smaller learning rate "
-                                         f"(lr={self.config.lr}).")
+        self.check_weights_finite("no checkpoint was written")
         last = self.history[-1] if self.history else {}
         ckpt = {"format": FORMAT, "step": self.step, "config": self.config.to_json(),
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
