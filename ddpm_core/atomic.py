@@ -58,8 +58,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         if isinstance(e, OSError) and e.filename is None or type(e) is RuntimeError and "inline_container" in str(e):
             # a failed write (disk full, file-size limit, ...); torch.save reports it as a bare RuntimeError
             kept = "the previous file is unchanged" if path.exists() else "nothing was written"
-            raise OSError(getattr(e, "errno", None), f"could not write {path} ({' '.join(str(e).split())}); "
-                          f"{kept}. Free some space or choose another location") from e
+            why = (getattr(e, "strerror", None) or " ".join(str(e).split()) if isinstance(e, OSError)
+                   else "the write stopped part-way: disk full or file-size limit?")
+            err = OSError(f"could not write {path} ({why}); {kept}. Free some space or choose another location")
+            err.errno = getattr(e, "errno", None)
+            raise err from e
         raise
     _fsync_dir(path.parent)
     return path

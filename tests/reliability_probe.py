@@ -22,7 +22,6 @@ import pickle
 import re
 import resource
 import signal
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -8,9 +8,7 @@ malicious pickle would create, the line count of metrics.jsonl).
 """
 from __future__ import annotations
 
-import io
 import json
-import os
 import pickle
 import sys
 from pathlib import Path

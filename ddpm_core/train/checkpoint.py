@@ -31,14 +31,15 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..atomic import atomic_copy, atomic_save
+from ..atomic import atomic_copy, atomic_save  # noqa: F401 - re-exported: the one atomic-write implementation
 from ..diffusion import GaussianDiffusion
 from ..nn import build_model
 from ..schedules import Schedule
 from .config import TrainConfig
 
 __all__ = ["FORMAT", "CheckpointError", "atomic_save", "read_checkpoint", "build_diffusion", "build_network",
-           "load_checkpoint", "resolve_checkpoint", "checkpoint_checksums", "checkpoint_config", "load_weights", "model_data_shape"]
+           "load_checkpoint", "resolve_checkpoint", "checkpoint_checksums", "checkpoint_config", "load_weights",
+           "model_data_shape"]
 
 FORMAT = "ddpm_core.train/1"
 _REQUIRED = ("step", "config", "model", "ema")  # what sampling needs; resuming also needs optimizer, rank_states
