@@ -324,6 +324,11 @@ def build_cases(ctx: Context) -> list[Case]:
     bad_ckpt("RAW PICKLE", lambda ctx: _write(ctx.path("raw.pt"), pickle.dumps({"a": 1})), "raw.pt",
              "not a ddpm_core")
     bad_ckpt("TEXT FILE", lambda ctx: _write(ctx.path("text.pt"), b"hello\n" * 100), "text.pt", "not a ddpm_core")
+    cli("sample --ckpt with a pickled object whose __reduce__ runs a shell command",
+        lambda ctx: ["sample", "--ckpt", str(_save(ctx.path("evil.pt"), {"format": "ddpm_core.train/1",
+                                                                          "x": _Evil(_marker(ctx))})),
+                     "--out", str(ctx.path("s.pt")), "--no-progress"], "evil.pt", "not a ddpm_core",
+        group="checkpoint files", harm=_code_ran)
     bad_ckpt("a plain tensor", lambda ctx: _save(ctx.path("tensor.pt"), torch.zeros(3)), "tensor.pt",
              "not a ddpm_core")
     bad_ckpt("without the 'ema' key", lambda ctx: _edit_ckpt(ctx, "noema.pt", lambda c: c.pop("ema"), False),

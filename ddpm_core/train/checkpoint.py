@@ -24,7 +24,6 @@ import hashlib
 import os
 import pickle
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -96,7 +95,9 @@ def _why_unreadable(p: Path, e: BaseException) -> str:
     size = p.stat().st_size
     if size == 0:
         return "the file is empty (0 bytes); an interrupted copy? Use another checkpoint or retrain"
-    if isinstance(e, (pickle.UnpicklingError, zipfile.BadZipFile)) and "eights only" in str(e):
+    if isinstance(e, pickle.UnpicklingError) and "Unsupported operand" in str(e):
+        return "it is a raw pickle, not a file written by torch.save"
+    if isinstance(e, pickle.UnpicklingError) and "eights only" in str(e):
         return "it holds Python objects other than tensors and plain values, which are never loaded (code could run)"
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return (f"torch.load cannot read it ({size} bytes; truncated, corrupted, or not a torch.save file): "

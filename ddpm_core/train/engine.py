@@ -368,10 +368,10 @@ class Trainer:
             atomic_copy(target, target.parent / f"ckpt_{self.step:07d}.pt")
         return target
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, verify: bool = True) -> None:
         """Continue from a checkpoint written by :meth:`save` (same configuration up to runtime settings and
-        ``steps``, same number of processes)."""
-        ckpt = read_checkpoint(path, map_location="cpu")
+        ``steps``, same number of processes). verify: check its checksums (False for a file edited by hand)."""
+        ckpt = read_checkpoint(path, map_location="cpu", verify=verify)
         missing = [k for k in ("optimizer", "rank_states") if k not in ckpt]
         if missing:
             raise CheckpointError(f"{path} cannot be resumed: it has no {' and no '.join(missing)} (a slim "
