@@ -4,6 +4,10 @@
     ddpm sample --ckpt runs/digits/latest.pt -n 64 --out grid.png
     ddpm bpd --ckpt runs/digits/latest.pt --data digits -n 256
     torchrun --nproc_per_node 8 -m ddpm_core train --preset cifar10 --data-dir ~/data/cifar10 --out runs/cifar10
+
+Every failure is reported as one line, ``ddpm COMMAND: error: ...`` naming the file or option, with a non-zero
+exit status; ``--debug`` (anywhere on the line) shows the Python traceback instead, and ``--no-verify`` loads a
+checkpoint without checking its checksums (for a file edited by hand).
 """
 from __future__ import annotations
 

@@ -242,7 +242,11 @@ class Trainer:
         last update can still be finite), saying ``consequence``."""
         modules = [("weights", self.model)] + ([("EMA weights", self.ema.shadow)] if self.ema is not None else [])
         for what, module in modules:
-            bad = [n for n, v in module.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            named = [(n, v) for n, v in module.state_dict().items() if v.is_floating_point()]
+            if not named:
+                continue
+            finite = torch.stack([torch.isfinite(v).all() for _, v in named]).tolist()  # one device sync
+            bad = [n for (n, _), ok in zip(named, finite) if not ok]
             if bad:
                 raise NonFiniteLossError(f"the {what} became non-finite (NaN or inf) by step {self.step}, e.g. "
                                          f"{bad[0]}; {consequence}. Try a smaller learning rate "
