@@ -55,7 +55,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename is None or type(e) is RuntimeError and "inline_container" in str(e):
+        if (isinstance(e, OSError) and e.errno is not None and e.filename is None
+                or type(e) is RuntimeError and "inline_container" in str(e)):
             # a failed write (disk full, file-size limit, ...); torch.save reports it as a bare RuntimeError
             kept = "the previous file is unchanged" if path.exists() else "nothing was written"
             why = (getattr(e, "strerror", None) or " ".join(str(e).split()) if isinstance(e, OSError)

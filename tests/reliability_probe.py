@@ -20,7 +20,6 @@ import json
 import os
 import pickle
 import re
-import resource
 import signal
 import tempfile
 from dataclasses import dataclass, field
@@ -190,7 +189,9 @@ def _code_ran(ctx: Context) -> Optional[str]:
 
 def _with_fsize_limit(limit: int, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` with writes limited to ``limit`` bytes per file (like a full disk); SIGXFSZ ignored so that a
-    write past the limit fails with EFBIG."""
+    write past the limit fails with EFBIG (POSIX only)."""
+    import resource
+
     old = resource.getrlimit(resource.RLIMIT_FSIZE)
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old[1]))
