@@ -165,7 +165,8 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.preset is not None:
             config = get_preset(args.preset)
         elif args.resume and (out / "latest.pt").exists():
-            config = checkpoint_config(read_checkpoint(out / "latest.pt", verify=args.verify), out / "latest.pt")
+            latest = out / "latest.pt"
+            config = checkpoint_config(read_checkpoint(latest, verify=getattr(args, "verify", True)), latest)
         else:
             parser.error(f"train needs --preset ({out / 'latest.pt'} does not exist to resume from)")
         if args.model_sets:
@@ -204,7 +205,7 @@ def cmd_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     check_writable(out.parent, "folder of --out")  # before the sampling, not after it
     device = resolve_device(args.device)
     model, diffusion, config = load_checkpoint(args.ckpt, device=device, ema=not args.raw, variance=args.variance,
-                                               verify=args.verify)
+                                               verify=getattr(args, "verify", True))
     shape = model_data_shape(model, config)
     steps = diffusion.T if args.steps is None else args.steps
     if steps > diffusion.T:
@@ -247,7 +248,7 @@ def cmd_bpd(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json_out:
         check_writable(Path(args.json_out).parent, "folder of --json")
     device = resolve_device(args.device)
-    model, diffusion, config = load_checkpoint(args.ckpt, device=device, verify=args.verify)
+    model, diffusion, config = load_checkpoint(args.ckpt, device=device, verify=getattr(args, "verify", True))
     name = args.data or config.data
     try:
         ds = make_dataset(name, root=args.data_dir or (config.data_dir if name == config.data else None),

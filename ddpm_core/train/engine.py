@@ -25,11 +25,11 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from ..atomic import atomic_append_text, atomic_copy, atomic_save, atomic_write_text, check_writable, remove_orphan_tmp
 from ..data import fetch_batch, infinite_loader, make_dataset
 from ..data.loader import mix_seed
 from ..likelihood import prior_bpd, vb_term_bpd
 from . import distributed
-from ..atomic import atomic_append_text, atomic_copy, atomic_save, atomic_write_text, check_writable, remove_orphan_tmp
 from .checkpoint import (FORMAT, CheckpointError, build_diffusion, build_network, checkpoint_checksums,
                          checkpoint_config, load_weights, model_data_shape, read_checkpoint)
 from .config import RUNTIME_FIELDS, TrainConfig
