@@ -6,6 +6,7 @@ name says bits; :func:`nats_to_bits_per_dim` converts.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -102,6 +103,6 @@ def discretized_gaussian_bin_probs(means: torch.Tensor, log_scales: torch.Tensor
 
 def nats_to_bits_per_dim(nats: torch.Tensor, num_dims: int) -> torch.Tensor:
     """Convert a total negative log-likelihood in nats over ``num_dims`` dimensions to bits per dimension."""
-    if isinstance(num_dims, bool) or not isinstance(num_dims, int) or num_dims < 1:
+    if isinstance(num_dims, bool) or not isinstance(num_dims, numbers.Integral) or num_dims < 1:
         raise ValueError(f"num_dims must be a positive int (the number of dimensions D), got {num_dims!r}")
     return nats / (num_dims * math.log(2.0))
