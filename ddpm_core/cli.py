@@ -4,13 +4,19 @@
     ddpm sample --ckpt runs/digits/latest.pt -n 64 --out grid.png
     ddpm bpd --ckpt runs/digits/latest.pt --data digits -n 256
     torchrun --nproc_per_node 8 -m ddpm_core train --preset cifar10 --data-dir ~/data/cifar10 --out runs/cifar10
+
+Every failure is reported as one line, ``ddpm COMMAND: error: ...`` naming the file or option, with a non-zero
+exit status; ``--debug`` (anywhere on the line) shows the Python traceback instead, and ``--no-verify`` loads a
+checkpoint without checking its checksums (for a file edited by hand).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -145,7 +151,8 @@ _TRAIN_FIELDS = ("data", "data_dir", "image_size", "steps", "batch_size", "lr", 
 
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .train import Trainer, TrainConfig, get_preset, read_checkpoint
+    from .train import Trainer, get_preset, read_checkpoint
+    from .train.checkpoint import checkpoint_config
 
     out = Path(args.out) if args.out else (Path("runs") / args.preset if args.preset else None)
     if out is None:
@@ -158,7 +165,8 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.preset is not None:
             config = get_preset(args.preset)
         elif args.resume and (out / "latest.pt").exists():
-            config = TrainConfig.from_json(read_checkpoint(out / "latest.pt")["config"])
+            latest = out / "latest.pt"
+            config = checkpoint_config(read_checkpoint(latest, verify=getattr(args, "verify", True)), latest)
         else:
             parser.error(f"train needs --preset ({out / 'latest.pt'} does not exist to resume from)")
         if args.model_sets:
@@ -185,17 +193,20 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def cmd_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
+    from .atomic import atomic_save, check_writable
     from .samplers import ddim_sample, respace, strided_timesteps
     from .train import load_checkpoint, resolve_device
+    from .train.checkpoint import model_data_shape
     from .viz import save_image_grid, save_scatter
 
+    out = Path(args.out)
+    if out.suffix.lower() not in (".pt", ".png", ".jpg", ".jpeg"):
+        parser.error(f"--out must end in .png (a picture) or .pt (the tensor), got {args.out!r}")
+    check_writable(out.parent, "folder of --out")  # before the sampling, not after it
     device = resolve_device(args.device)
-    model, diffusion, config = load_checkpoint(args.ckpt, device=device, ema=not args.raw, variance=args.variance)
-    if config.is_toy:
-        shape: tuple = (model.config.dim,)
-    else:
-        side = config.image_size or model.config.image_size
-        shape = (model.config.in_channels, side, side)
+    model, diffusion, config = load_checkpoint(args.ckpt, device=device, ema=not args.raw, variance=args.variance,
+                                               verify=getattr(args, "verify", True))
+    shape = model_data_shape(model, config)
     steps = diffusion.T if args.steps is None else args.steps
     if steps > diffusion.T:
         parser.error(f"--steps must be at most T = {diffusion.T}, got {steps}")
@@ -214,10 +225,8 @@ def cmd_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     for start in range(0, args.num, args.batch_size):
         chunks.append(draw(min(args.batch_size, args.num - start)).float().cpu())
     x = torch.cat(chunks)
-    out = Path(args.out)
-    if out.suffix == ".pt":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(x, out)
+    if out.suffix.lower() == ".pt":
+        atomic_save(x, out)
     elif config.is_toy:
         save_scatter(x, out, title=f"{config.name}: {args.num} samples")
     else:
@@ -230,18 +239,30 @@ def cmd_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 def cmd_bpd(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
+    from .atomic import atomic_write_text, check_writable
     from .data import fetch_batch, make_dataset
     from .likelihood import bits_per_dim
     from .train import load_checkpoint, resolve_device
+    from .train.checkpoint import model_data_shape
 
+    if args.json_out:
+        check_writable(Path(args.json_out).parent, "folder of --json")
     device = resolve_device(args.device)
-    model, diffusion, config = load_checkpoint(args.ckpt, device=device)
+    model, diffusion, config = load_checkpoint(args.ckpt, device=device, verify=getattr(args, "verify", True))
     name = args.data or config.data
     try:
         ds = make_dataset(name, root=args.data_dir or (config.data_dir if name == config.data else None),
                           split=args.split, image_size=config.image_size, toy_size=max(args.num, 1))
     except ValueError as e:
         parser.error(str(e))
+    if len(ds) == 0:
+        parser.error(f"data set {name!r} ({args.split} split) is empty")
+    first = fetch_batch(ds, torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64))[0]
+    want = model_data_shape(model, config)
+    if tuple(first.shape[1:]) != tuple(want):
+        raise ValueError(f"model and data do not match: the model in {args.ckpt} was trained on {config.data!r} "
+                         f"examples of shape {tuple(want)}, but data set {name!r} gives shape "
+                         f"{tuple(first.shape[1:])}; pass --data {config.data} or another checkpoint")
     n = min(args.num, len(ds))
     g = torch.Generator(device=device).manual_seed(args.seed)
     totals, priors, terms = [], [], []
@@ -256,7 +277,7 @@ def cmd_bpd(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     summary = _bpd_summary(total, prior, term, name, args.split, n)
     print(_format_bpd(summary, config.decoder))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(args.json_out, json.dumps(summary, indent=2) + "\n")
     return 0
 
 
@@ -295,14 +316,53 @@ def cmd_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
+# Options of every command, taken out of the arguments wherever they stand (``ddpm --debug train ...`` and
+# ``ddpm train ... --debug`` both work).
+_GLOBAL_FLAGS = {"--debug": "on an error, show the Python traceback instead of the one-line message",
+                 "--no-verify": "load checkpoints without checking their checksums (for files edited by hand)"}
+
+
+def _one_line(e: BaseException) -> str:
+    """What failed, in one line. The package's own errors name the file or option and what to do, so their
+    message is enough; an error raised elsewhere (torch, Pillow, the OS) gets its type and a pointer to --debug."""
+    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in str(e):
+        text = f"{e.strerror or e}: {e.filename}"
+    else:
+        text = str(e)
+    text = " ".join(text.split()) or type(e).__name__
+    frames = traceback.extract_tb(e.__traceback__)
+    ours = bool(frames) and f"{os.sep}ddpm_core{os.sep}" in frames[-1].filename
+    if not ours and not (isinstance(e, OSError) and e.filename is not None):
+        text = f"{type(e).__name__}: {text} (run again with --debug for the traceback)"
+    return text
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``ddpm`` console script; returns the exit status."""
+    """Entry point of the ``ddpm`` console script; returns the exit status.
+
+    Every failure is reported as one line on stderr, ``ddpm COMMAND: error: WHAT``, with exit status 1 (2 for a
+    malformed command line, from argparse; 130 for Ctrl-C); ``--debug`` shows the traceback instead and
+    ``--no-verify`` loads checkpoints without checking their checksums.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = {f: f in argv for f in _GLOBAL_FLAGS}
+    argv = [a for a in argv if a not in _GLOBAL_FLAGS]
     parser = build_parser()
+    for flag, text in _GLOBAL_FLAGS.items():  # listed in --help; the values were read above
+        parser.add_argument(flag, action="store_true", help=text)
     args = parser.parse_args(argv)
+    args.verify = not flags["--no-verify"]
     try:
         return args.func(args, parser)
-    except (FileNotFoundError, FileExistsError, RuntimeError) as e:  # RuntimeError: NonFiniteLossError and CUDA
-        print(f"ddpm {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if flags["--debug"]:
+            raise
+        print(f"ddpm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the command line reports every failure as one line
+        if flags["--debug"]:
+            raise
+        print(f"ddpm {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 1
 
 

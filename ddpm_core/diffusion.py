@@ -41,6 +41,11 @@ def _check_finite(name: str, x: torch.Tensor) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have a batch dimension, shape (B, ...); got a 0-d tensor (use "
+                         f"{name}.reshape(1, -1) for a single scalar example)")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one example; got batch size 0, shape {tuple(x.shape)}")
     # Value checks read the data back to the host; on an accelerator that would stall every training step, so
     # they run for CPU tensors only (shape and dtype checks run everywhere).
     if x.device.type == "cpu" and not torch.isfinite(x).all():
@@ -48,8 +53,22 @@ def _check_finite(name: str, x: torch.Tensor) -> None:
 
 
 def _check_like(name: str, y: torch.Tensor, x: torch.Tensor) -> None:
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
     if y.shape != x.shape:
         raise ValueError(f"{name} must have the same shape as x, {tuple(x.shape)}; got {tuple(y.shape)}")
+    if y.device != x.device:
+        raise ValueError(f"{name} is on device {y.device} but x is on {x.device}; move it with .to(x.device)")
+    _check_finite(name, y)
+
+
+def _check_model_output(out: torch.Tensor, t: torch.Tensor) -> None:
+    """A model whose output is NaN or inf makes every later x_t non-finite: name the model and the step."""
+    if out.device.type == "cpu" and not torch.isfinite(out).all():
+        steps = sorted({int(v) for v in t.tolist()})
+        raise FloatingPointError(f"the model's output became non-finite (NaN or inf) at step t = "
+                                 f"{steps[0] if len(steps) == 1 else steps}; check the model (its weights may "
+                                 "have diverged during training) and the sampler's settings")
 
 
 @dataclass
@@ -219,6 +238,7 @@ class GaussianDiffusion:
         if not isinstance(out, torch.Tensor) or out.shape != xt.shape:
             raise ValueError(f"model output must be a tensor shaped like x_t {tuple(xt.shape)}, "
                              f"got {getattr(out, 'shape', type(out).__name__)}")
+        _check_model_output(out, t)
         out = out.to(xt.dtype)
         if self.parameterization == "mean":
             mean = out
@@ -297,6 +317,9 @@ class GaussianDiffusion:
                 xts.append(x.detach().cpu())
                 x0s.append(out["pred_x0"].detach().cpu())
             x = out["sample"]
+        if not torch.isfinite(x).all():  # off the CPU the per-step checks are skipped: one check at the end
+            raise FloatingPointError("the model's output became non-finite (NaN or inf) during sampling; check the "
+                                     "model (its weights may have diverged during training)")
         if record is None:
             return x
         empty = torch.empty(0, *x.shape)

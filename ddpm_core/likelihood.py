@@ -176,8 +176,19 @@ def bits_per_dim(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, p
         raise TypeError("x0 must be a floating-point tensor of data scaled to [-1, 1]")
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; allowed: {list(DECODERS)}")
-    if decoder == "discretized" and x0.numel() and (x0.min() < -1 - 1e-6 or x0.max() > 1 + 1e-6):
-        raise ValueError("x0 must lie in [-1, 1] for the discretized decoder")
+    if x0.ndim == 0 or x0.shape[0] == 0:
+        raise ValueError(f"x0 must have shape (B, ...) with B >= 1, got {tuple(x0.shape)}")
+    if not torch.isfinite(x0).all():
+        raise ValueError("x0 contains NaN or infinite values")
+    if decoder == "discretized":
+        levels = (x0.float() + 1) * 127.5  # float32 is exact enough (1e-5 levels) and exists on every device
+        off = (levels - levels.round()).abs().max().item()
+        if x0.min() < -1 - 1e-6 or x0.max() > 1 + 1e-6 or off > 1e-3:
+            raise ValueError(
+                "the discretized decoder (Eq. 13) needs 8-bit data in [-1, 1]: x0 = k / 127.5 - 1 with integers k in 0..255, "
+                f"but x0 spans [{x0.min().item():.4g}, {x0.max().item():.4g}] and is up to {off:.3g} levels off "
+                "that grid. Quantize it with x0 = torch.round((x0 + 1) * 127.5).clamp(0, 255) / 127.5 - 1, or pass "
+                "decoder='gaussian' for continuous data")
     B, T = x0.shape[0], diffusion.T
     terms = torch.zeros(B, T, dtype=torch.float64)
     x0_mse = torch.zeros(B, T, dtype=torch.float64)

@@ -6,6 +6,7 @@ name says bits; :func:`nats_to_bits_per_dim` converts.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -35,6 +36,15 @@ def normal_kl(mean1: torch.Tensor, logvar1: torch.Tensor, mean2: torch.Tensor, l
     for name, v in (("mean1", mean1), ("logvar1", logvar1), ("mean2", mean2), ("logvar2", logvar2)):
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+    try:
+        torch.broadcast_shapes(mean1.shape, logvar1.shape, mean2.shape, logvar2.shape)
+    except RuntimeError:
+        raise ValueError("mean1, logvar1, mean2 and logvar2 must have shapes that broadcast against each other, got "
+                         f"{tuple(mean1.shape)}, {tuple(logvar1.shape)}, {tuple(mean2.shape)}, "
+                         f"{tuple(logvar2.shape)}") from None
+    devices = {str(v.device) for v in (mean1, logvar1, mean2, logvar2)}
+    if len(devices) > 1:
+        raise ValueError(f"mean1, logvar1, mean2 and logvar2 must be on one device, got {sorted(devices)}")
     return 0.5 * (logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
                   + (mean1 - mean2) ** 2 * torch.exp(-logvar2) - 1.0)
 
@@ -93,4 +103,6 @@ def discretized_gaussian_bin_probs(means: torch.Tensor, log_scales: torch.Tensor
 
 def nats_to_bits_per_dim(nats: torch.Tensor, num_dims: int) -> torch.Tensor:
     """Convert a total negative log-likelihood in nats over ``num_dims`` dimensions to bits per dimension."""
+    if isinstance(num_dims, bool) or not isinstance(num_dims, numbers.Integral) or num_dims < 1:
+        raise ValueError(f"num_dims must be a positive int (the number of dimensions D), got {num_dims!r}")
     return nats / (num_dims * math.log(2.0))

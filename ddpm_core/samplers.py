@@ -6,6 +6,7 @@ the same trained model. With every step and ``eta = 1`` DDIM *is* Algorithm 2 wi
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -66,8 +67,8 @@ def ddim_sample(diffusion: GaussianDiffusion, model: Model, shape: Sequence[int]
         x_start: start from this x_T instead of drawing it (shape ``shape``).
     Returns: x_0 of shape ``shape``.
     """
-    if not isinstance(eta, (int, float)) or eta < 0:
-        raise ValueError(f"eta must be a float >= 0, got {eta!r}")
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0:
+        raise ValueError(f"eta must be a finite float >= 0 (0 = deterministic DDIM), got {eta!r}")
     T = diffusion.T
     ts = _check_timesteps(timesteps, T) if timesteps is not None else strided_timesteps(T, num_steps)
     if device is None:
@@ -89,6 +90,9 @@ def ddim_sample(diffusion: GaussianDiffusion, model: Model, shape: Sequence[int]
         sigma2 = eta**2 * (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)
         noise = randn(x.shape, generator, x.device, x.dtype)
         x = ab_s**0.5 * x0_hat + max(1 - ab_s - sigma2, 0.0) ** 0.5 * eps_hat + sigma2**0.5 * noise
+    if not torch.isfinite(x).all():  # off the CPU the per-step checks are skipped: one check at the end
+        raise FloatingPointError("the model's output became non-finite (NaN or inf) during DDIM sampling; check "
+                                 "the model (its weights may have diverged during training)")
     return x
 
 

@@ -100,8 +100,15 @@ class Schedule:
 
     def __post_init__(self) -> None:
         b = self.betas
+        if isinstance(b, (str, bytes)):
+            raise TypeError(f"betas must be a sequence or tensor of numbers beta_1..beta_T, got the string {b!r}; for "
+                            "a named schedule use Schedule.from_name('linear') or Schedule.linear(T=...)")
         if not isinstance(b, torch.Tensor):
-            b = torch.as_tensor(b, dtype=torch.float64)
+            try:
+                b = torch.as_tensor(b, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise TypeError(f"betas must be a sequence or tensor of numbers beta_1..beta_T, got "
+                                f"{type(b).__name__} ({e})") from None
         b = b.detach().to(dtype=torch.float64, device="cpu")
         if b.ndim != 1 or b.numel() < 1:
             raise ValueError(f"betas must be a 1-D sequence of T >= 1 values beta_1..beta_T, got shape {tuple(b.shape)}")

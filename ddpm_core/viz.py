@@ -11,6 +11,8 @@ from typing import Optional
 
 import torch
 
+from .atomic import atomic_write
+
 __all__ = ["make_grid", "save_image_grid", "save_scatter"]
 
 
@@ -60,11 +62,8 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: Optiona
     if scale is None:
         scale = max(1, math.ceil(32 / images.shape[-1])) if isinstance(images, torch.Tensor) and images.ndim == 4 else 1
     grid = make_grid(images, nrow=nrow, padding=padding, scale=scale).numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mode = "L" if grid.shape[2] == 1 else "RGB"
-    Image.fromarray(grid[:, :, 0] if mode == "L" else grid, mode=mode).save(path)
-    return path
+    return _save_pil(Image.fromarray(grid[:, :, 0] if mode == "L" else grid, mode=mode), path)
 
 
 def save_scatter(points: torch.Tensor, path: str | os.PathLike, reference: Optional[torch.Tensor] = None,
@@ -93,7 +92,13 @@ def save_scatter(points: torch.Tensor, path: str | os.PathLike, reference: Optio
                 draw.rectangle([u - 1, v - 1, u + 1, v + 1], fill=color)
     if title:
         draw.text((6, 4), title, fill="black")
+    return _save_pil(img, path)
+
+
+def _save_pil(img, path: str | os.PathLike) -> Path:
+    """Write a Pillow image atomically, in the format its file name's extension names (PNG when unknown)."""
+    from PIL import Image
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    return atomic_write(path, lambda f: img.save(f, format=fmt))

@@ -11,7 +11,7 @@ from ddpm_core.likelihood import loss_vlb
 from ddpm_core.nn import PRESETS as NETWORKS
 from ddpm_core.train import (EMA, PRESETS, NonFiniteLossError, TrainConfig, Trainer, atomic_save, config_hash,
                              get_preset, load_checkpoint, read_checkpoint, run_dir_for, train_or_load)
-from ddpm_core.train.checkpoint import _umask
+from ddpm_core.atomic import _umask
 from ddpm_core.viz import make_grid, save_image_grid, save_scatter
 
 TINY_MLP = {"width": 32, "depth": 2, "dropout": 0.1}

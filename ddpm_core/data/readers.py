@@ -16,12 +16,14 @@ import gzip
 import hashlib
 import os
 import pickle
-import shutil
 import tarfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 __all__ = [
     "CIFAR10_URL", "CIFAR10_MD5", "CIFAR10_FOLDER", "MNIST_URL", "MNIST_MD5",
@@ -62,22 +64,23 @@ def _md5(path: Path) -> str:
 def download_url(url: str, dest: str | os.PathLike, md5: str, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` (skipped when ``dest`` already has the right md5) and verify its md5.
 
-    The file is written to ``dest + ".part"`` first and only renamed once its checksum matches; a mismatch
-    deletes it and raises ``OSError``.
+    The file is written atomically (a temporary file renamed onto ``dest``) and only once its checksum matches;
+    a mismatch deletes it and raises ``OSError``.
     """
     dest = Path(dest)
     if dest.is_file() and _md5(dest) == md5:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
-        shutil.copyfileobj(response, f)
-    got = _md5(part)
-    if got != md5:
-        part.unlink()
-        raise OSError(f"md5 mismatch for {url}: expected {md5}, got {got}; the download was deleted")
-    part.replace(dest)
-    return dest
+
+    def write(f) -> None:
+        h = hashlib.md5()
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                h.update(chunk)
+                f.write(chunk)
+        if h.hexdigest() != md5:
+            raise OSError(f"md5 mismatch for {url}: expected {md5}, got {h.hexdigest()}; the download was deleted")
+
+    return atomic_write(dest, write)
 
 
 # ----------------------------------------------------------------------------------------------- CIFAR-10
@@ -98,17 +101,54 @@ def _download_cifar10(root: Path) -> None:
             tar.extractall(root)
 
 
+# The only globals a CIFAR-10 batch pickle refers to: numpy's array reconstruction (numpy 1 and 2 module names,
+# pickle protocols 2 and 5) and, for files re-pickled by Python 3 with protocol 2, the bytes codec.
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch holds (dicts, lists, bytes, str, ints and numpy arrays); any other
+    class or function in the file (how a malicious pickle runs code) is refused before it is touched."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only dicts, "
+                                         "lists, bytes, ints and numpy arrays")
+        with warnings.catch_warnings():  # numpy 2 warns about the numpy.core names that numpy-1 files use
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return super().find_class(module, name)
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")  # the official format is a pickle; only read trusted files
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} is not a CIFAR-10 batch and was not loaded: {e}. Re-download the official "
+                         f"archive {CIFAR10_URL} (md5 {CIFAR10_MD5})") from e
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OverflowError) as e:
+        raise ValueError(f"{path} is not a CIFAR-10 batch (unreadable pickle: {type(e).__name__}: {e}). "
+                         f"Re-download the official archive {CIFAR10_URL} (md5 {CIFAR10_MD5})") from e
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError(f"{path} is not a CIFAR-10 batch: expected a dict with keys b'data' and b'labels'")
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
-        raise ValueError(f"{path}: b'data' must have shape (N, 3072) with N labels, "
-                         f"got {data.shape} and {len(labels)} labels")
-    return data.reshape(-1, 3, 32, 32), labels
+    data, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        got = f"{data.dtype} array {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{path} is not a CIFAR-10 batch: b'data' must be a uint8 array of shape (N, 3072), "
+                         f"got {got}")
+    if (not isinstance(labels, (list, np.ndarray)) or len(labels) != len(data)
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < 10
+                       for v in labels)):
+        n = len(labels) if isinstance(labels, (list, np.ndarray)) else type(labels).__name__
+        raise ValueError(f"{path} is not a CIFAR-10 batch: b'labels' must be a list of {len(data)} ints in 0..9, "
+                         f"got {n} entries")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
 def read_cifar10(root: str | os.PathLike, split: str = "train",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -22,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..atomic import atomic_save
 from ..data import cache_dir, load_digits
 from .distances import feature_statistics, frechet_distance
 from .features import extract_features
@@ -174,12 +174,8 @@ def digits_feature_extractor(config: DigitsClassifierConfig = DigitsClassifierCo
     else:
         net, accuracy = train_digits_classifier(config)
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-            os.close(fd)
-            torch.save({"state_dict": net.state_dict(), "test_accuracy": accuracy,
-                        "config": asdict(config), "version": _VERSION}, tmp)
-            os.replace(tmp, path)  # atomic: concurrent processes never see a partial file
+            atomic_save({"state_dict": net.state_dict(), "test_accuracy": accuracy,  # concurrent readers never
+                         "config": asdict(config), "version": _VERSION}, path)  # see a partial file
         except OSError as err:  # e.g. a read-only home: keep the trained network for this process only
             warnings.warn(f"could not cache the digits classifier at {path}: {err}", stacklevel=2)
     extractor = DigitsFeatureExtractor(net, config, accuracy)

@@ -167,9 +167,32 @@ def batch_timesteps(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     tensor (broadcast to (B,)); returned on x's device."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a torch.Tensor of shape (B,), got {type(t).__name__}")
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"t must hold timesteps (integers >= 0), got dtype {t.dtype}")
+    if t.device.type == "cpu" and t.numel():  # value checks read the data back: only where that costs nothing
+        if t.dtype.is_floating_point and not (torch.isfinite(t).all() and (t == t.round()).all()):
+            raise ValueError(f"t must hold whole timesteps (the paper's t = 1..T), got {t.flatten()[:4].tolist()}")
+        if (t < 0).any():
+            raise ValueError(f"t must be >= 0 (the paper's t = 1..T), got min {t.min().item()}")
     t = t.to(x.device)
     if t.ndim == 0:
         t = t.expand(x.shape[0])
     if t.shape != (x.shape[0],):
         raise ValueError(f"t must have shape (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
     return t
+
+
+def check_input(module: torch.nn.Module, x: torch.Tensor) -> None:
+    """A network's input must be a tensor with the dtype and device of its weights (under autocast any float
+    dtype is accepted): a clear error instead of torch's matmul / device message."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    p = next(module.parameters(), None)
+    if p is None:
+        return
+    if x.device != p.device:
+        raise ValueError(f"x is on device {x.device} but the network's weights are on {p.device}; move one of "
+                         "them (x.to(device) or model.to(device))")
+    if x.dtype != p.dtype and not (x.dtype.is_floating_point and torch.is_autocast_enabled(x.device.type)):
+        raise TypeError(f"x has dtype {x.dtype} but the network's weights are {p.dtype}; convert the input "
+                        f"(x.to({p.dtype})) or the network (model.to({x.dtype}))")

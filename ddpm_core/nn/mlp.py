@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import batch_timesteps, default_init_, timestep_embedding
+from .layers import batch_timesteps, check_input, default_init_, timestep_embedding
 
 __all__ = ["MLPConfig", "MLPDenoiser"]
 
@@ -67,6 +67,7 @@ class MLPDenoiser(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x: (B, dim); t: (B,) or a scalar tensor. Returns (B, dim)."""
+        check_input(self, x)
         if x.ndim != 2 or x.shape[1] != self.config.dim:
             raise ValueError(f"x must have shape (B, {self.config.dim}), got {tuple(x.shape)}")
         t = batch_timesteps(t, x)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import batch_timesteps, AttnBlock, Downsample, ResBlock, Upsample, default_init_, timestep_embedding
+from .layers import batch_timesteps, check_input, AttnBlock, Downsample, ResBlock, Upsample, default_init_, timestep_embedding
 
 __all__ = ["UNetConfig", "UNet"]
 
@@ -146,6 +146,7 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """eps_theta(x_t, t). x: (B, in_channels, H, W), H and W divisible by 2**(len(ch_mult)-1); t: (B,) or a
         scalar tensor (broadcast). Returns (B, out_channels, H, W)."""
+        check_input(self, x)
         c = self.config
         if x.ndim != 4 or x.shape[1] != c.in_channels:
             raise ValueError(f"x must have shape (B, {c.in_channels}, H, W), got {tuple(x.shape)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -100,30 +101,68 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.adam_betas = tuple(float(b) for b in self.adam_betas)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (type, finiteness, range) and normalise numbers (ints given for floats become floats,
+        ``adam_betas`` a tuple); raise ValueError / TypeError naming the field and what is allowed. Runs on
+        construction and on :meth:`replace`, so every way of building a config (code, JSON, the command line's
+        options and ``--set``) is checked in this one place."""
+        def kind(v: Any) -> str:
+            return f"{v!r} ({type(v).__name__})"
+
+        for name in ("name", "model", "data", "schedule", "parameterization", "loss", "variance", "decoder",
+                     "device"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {kind(getattr(self, name))}")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise TypeError(f"data_dir must be None or a path string, got {kind(self.data_dir)}")
+        if not isinstance(self.model_overrides, dict):
+            raise TypeError(f"model_overrides must be a dict of network settings, got {kind(self.model_overrides)}")
         self.model_overrides = dict(self.model_overrides)
         choices = {"model": tuple(MODEL_PRESETS), "data": DATASET_NAMES, "schedule": tuple(SCHEDULES),
                    "parameterization": PARAMETERIZATIONS, "loss": LOSSES, "variance": VARIANCES, "decoder": DECODERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; choose one of {list(allowed)}")
+        for name in ("flip", "clip_denoised", "ema_warmup", "bf16", "channels_last", "compile", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {kind(getattr(self, name))}")
         ints = {"T": 1, "steps": 0, "batch_size": 1, "warmup_steps": 0, "seed": 0, "toy_size": 1, "num_workers": 0,
                 "log_every": 1, "sample_every": 0, "sample_steps": 0, "ckpt_every": 0, "keep_every": 0, "n_samples": 1}
         for name, lo in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 1):
-            raise ValueError(f"image_size must be None or an int >= 1, got {self.image_size!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
-        if self.grad_clip < 0 or self.weight_decay < 0 or self.adam_eps <= 0:
-            raise ValueError("grad_clip and weight_decay must be >= 0 and adam_eps > 0, got "
-                             f"{self.grad_clip!r}, {self.weight_decay!r}, {self.adam_eps!r}")
-        if len(self.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.adam_betas):
-            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+                raise ValueError(f"{name} must be an int >= {lo}, got {kind(v)}")
+        if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
+                                            or self.image_size < 1):
+            raise ValueError(f"image_size must be None or an int >= 1, got {kind(self.image_size)}")
+        if self.sample_steps > self.T:
+            raise ValueError(f"sample_steps must be at most T = {self.T} (0 = all T steps), got {self.sample_steps}")
+
+        def number(name: str, v: Any, lo: float, hi: float, lo_open: bool, hi_open: bool, what: str) -> float:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok:
+                v = float(v)
+                ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+            if not ok:
+                raise ValueError(f"{name} must be a finite number {what}, got {kind(v)}")
+            return v
+
+        inf = math.inf
+        self.lr = number("lr", self.lr, 0, inf, True, True, "> 0")
+        self.adam_eps = number("adam_eps", self.adam_eps, 0, inf, True, True, "> 0")
+        self.weight_decay = number("weight_decay", self.weight_decay, 0, inf, False, True, ">= 0")
+        self.grad_clip = number("grad_clip", self.grad_clip, 0, inf, False, True, ">= 0 (0 = no clipping)")
+        self.ema_decay = number("ema_decay", self.ema_decay, 0, 1, False, True, "in [0, 1)")
+        self.beta_1 = number("beta_1", self.beta_1, 0, 1, True, True, "in (0, 1)")
+        self.beta_T = number("beta_T", self.beta_T, 0, 1, True, True, "in (0, 1)")
+        if self.beta_T < self.beta_1:
+            raise ValueError(f"beta_T must be >= beta_1, got beta_1={self.beta_1}, beta_T={self.beta_T}")
+        betas = self.adam_betas
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {kind(betas)}")
+        self.adam_betas = tuple(number("adam_betas", b, 0, 1, False, True, "in [0, 1)") for b in betas)
         if self.flip and self.data in TOY_NAMES:
             raise ValueError(f"flip=True applies to images, not to the 2-D toy data={self.data!r}")
 

@@ -25,11 +25,13 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from ..atomic import atomic_append_text, atomic_copy, atomic_save, atomic_write_text, check_writable, remove_orphan_tmp
 from ..data import fetch_batch, infinite_loader, make_dataset
 from ..data.loader import mix_seed
 from ..likelihood import prior_bpd, vb_term_bpd
 from . import distributed
-from .checkpoint import FORMAT, atomic_copy, atomic_save, build_diffusion, build_network, read_checkpoint
+from .checkpoint import (FORMAT, CheckpointError, build_diffusion, build_network, checkpoint_checksums,
+                         checkpoint_config, load_weights, model_data_shape, read_checkpoint)
 from .config import RUNTIME_FIELDS, TrainConfig
 from .ema import EMA
 
@@ -60,6 +62,24 @@ def _check_resumable(saved: TrainConfig, config: TrainConfig) -> None:
     if diff:
         detail = ", ".join(f"{k}: checkpoint {a[k]!r} vs now {b.get(k)!r}" for k in diff)
         raise ValueError(f"cannot resume: the configuration differs from the checkpoint's in {detail}")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the lines of ``metrics.jsonl`` up to ``step`` (the checkpoint a run resumes from, 0 for a fresh start):
+    the lines a killed run wrote after its last checkpoint are written again by the resumed run."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # half a line from an interrupted write
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= step:
+            keep.append(line)
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
 class Trainer:
@@ -112,6 +132,11 @@ class Trainer:
                                flip=cfg.flip, seed=cfg.seed, toy_size=cfg.toy_size)
         zero = torch.zeros(1, dtype=torch.int64)
         self.data_shape = tuple(fetch_batch(dataset, zero, zero)[0].shape[1:])
+        want = model_data_shape(self.model, cfg)
+        if self.data_shape != want:
+            raise ValueError(f"model and data do not match: model {cfg.model!r} takes examples of shape {want}, "
+                             f"data {cfg.data!r} gives {self.data_shape}; choose a model for this data (or set "
+                             "image_size)")
         self.loader = infinite_loader(dataset, self.local_batch, seed=cfg.seed, rank=rank, world_size=world,
                                       num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
         torch.manual_seed(mix_seed(cfg.seed, rank, 0xD0))  # dropout masks: one stream per rank
@@ -127,14 +152,17 @@ class Trainer:
         self.out_dir = Path(out_dir).expanduser() if out_dir is not None else None
         if self.out_dir is not None:
             latest = self.out_dir / "latest.pt"
+            if latest.exists() and not resume:
+                raise FileExistsError(f"{latest} exists: resume it (resume=True, --resume) or use another "
+                                      "output folder")
+            if self.dist.is_main:  # fail now, not at the first save hours later
+                check_writable(self.out_dir, "run folder")
+                remove_orphan_tmp(self.out_dir)  # left by a process killed while saving
             if latest.exists():
-                if not resume:
-                    raise FileExistsError(f"{latest} exists: resume it (resume=True, --resume) or use another "
-                                          "output folder")
                 self.load(latest)
             if self.dist.is_main:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                (self.out_dir / "config.json").write_text(cfg.to_json(indent=2) + "\n")
+                _truncate_metrics(self.out_dir / "metrics.jsonl", self.step)
+                atomic_write_text(self.out_dir / "config.json", cfg.to_json(indent=2) + "\n")
 
     # ---- one step of Algorithm 1 ----------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -209,6 +237,21 @@ class Trainer:
                                      "or check the data.")
         self._checked_step = self.step
 
+    def check_weights_finite(self, consequence: str) -> None:
+        """Raise :class:`NonFiniteLossError` if a weight or EMA weight is NaN or inf (a loss computed before the
+        last update can still be finite), saying ``consequence``."""
+        modules = [("weights", self.model)] + ([("EMA weights", self.ema.shadow)] if self.ema is not None else [])
+        for what, module in modules:
+            named = [(n, v) for n, v in module.state_dict().items() if v.is_floating_point()]
+            if not named:
+                continue
+            finite = torch.stack([torch.isfinite(v).all() for _, v in named]).tolist()  # one device sync
+            bad = [n for (n, _), ok in zip(named, finite) if not ok]
+            if bad:
+                raise NonFiniteLossError(f"the {what} became non-finite (NaN or inf) by step {self.step}, e.g. "
+                                         f"{bad[0]}; {consequence}. Try a smaller learning rate "
+                                         f"(lr={self.config.lr}).")
+
     # ---- the loop -------------------------------------------------------------------------------------------
     def fit(self, steps: Optional[int] = None) -> list[dict]:
         """Train until step ``steps`` (default ``config.steps``), logging, sampling and checkpointing on the way;
@@ -263,8 +306,7 @@ class Trainer:
         self._n_since_log = 0
         self.history.append(rec)
         if self.out_dir is not None and self.dist.is_main:
-            with open(self.out_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            atomic_append_text(self.out_dir / "metrics.jsonl", json.dumps(rec) + "\n")
         return rec
 
     # ---- samples --------------------------------------------------------------------------------------------
@@ -290,6 +332,7 @@ class Trainer:
             return None
         from ..viz import save_image_grid, save_scatter
 
+        self.check_weights_finite("no samples were drawn")
         x = self.sample()
         path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
         if self.config.is_toy:
@@ -316,27 +359,37 @@ class Trainer:
         if path is None and self.out_dir is None:
             raise ValueError("save() needs a path when the trainer has no out_dir")
         target = Path(path) if path is not None else self.out_dir / "latest.pt"
+        self.check_weights_finite("no checkpoint was written")
         last = self.history[-1] if self.history else {}
         ckpt = {"format": FORMAT, "step": self.step, "config": self.config.to_json(),
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "rank_states": rank_states,
                 "metrics": {k: float(v) for k, v in last.items()}}
+        ckpt["checksums"] = checkpoint_checksums(ckpt)
         atomic_save(ckpt, target)
         keep = self.config.keep_every
         if path is None and keep > 0 and self.step % keep == 0:
             atomic_copy(target, target.parent / f"ckpt_{self.step:07d}.pt")
         return target
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, verify: bool = True) -> None:
         """Continue from a checkpoint written by :meth:`save` (same configuration up to runtime settings and
-        ``steps``, same number of processes)."""
-        ckpt = read_checkpoint(path, map_location="cpu")
-        _check_resumable(TrainConfig.from_json(ckpt["config"]), self.config)
+        ``steps``, same number of processes). verify: check its checksums (False for a file edited by hand)."""
+        ckpt = read_checkpoint(path, map_location="cpu", verify=verify)
+        missing = [k for k in ("optimizer", "rank_states") if k not in ckpt]
+        if missing:
+            raise CheckpointError(f"{path} cannot be resumed: it has no {' and no '.join(missing)} (a slim "
+                                  "checkpoint for sampling only); start a new run folder instead")
+        saved = checkpoint_config(ckpt, path)
+        if saved.model != self.config.model or saved.model_overrides != self.config.model_overrides:
+            raise CheckpointError(f"{path} was written for model {saved.model!r} {saved.model_overrides}, this run "
+                                  f"builds model {self.config.model!r} {self.config.model_overrides}")
+        _check_resumable(saved, self.config)
         states = ckpt["rank_states"]
         if len(states) != self.dist.world_size:
             raise ValueError(f"{path} was written by {len(states)} process(es); resume it with the same number "
                              f"(now {self.dist.world_size})")
-        self.model.load_state_dict(ckpt["model"])
+        load_weights(self.model, ckpt["model"], path, saved, "weights")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.ema is not None:
             self.ema.load_state_dict(ckpt["ema"])
