@@ -26,7 +26,6 @@ from torch import nn
 
 from ..diffusion import GaussianDiffusion
 from ..nn import build_model
-from ..schedules import Schedule
 from .config import TrainConfig
 
 __all__ = ["FORMAT", "atomic_save", "read_checkpoint", "build_diffusion", "build_network", "load_checkpoint",
@@ -115,10 +114,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
 def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
     """The :class:`GaussianDiffusion` a config trains and samples with."""
-    kwargs = {} if config.schedule == "cosine" else {"beta_1": config.beta_1, "beta_T": config.beta_T}
-    schedule = Schedule.from_name(config.schedule, T=config.T, **kwargs)
-    return GaussianDiffusion(schedule, parameterization=config.parameterization, variance=config.variance,
-                             clip_denoised=config.clip_denoised)
+    return GaussianDiffusion.from_settings(schedule=config.schedule, T=config.T, beta_1=config.beta_1,
+                                           beta_T=config.beta_T, parameterization=config.parameterization,
+                                           variance=config.variance, clip_denoised=config.clip_denoised)
 
 
 def build_network(config: TrainConfig) -> nn.Module:
