@@ -54,7 +54,8 @@ def _check_like(name: str, y: torch.Tensor, x: torch.Tensor) -> None:
 
 
 class GaussianDiffusion:
-    """Forward and reverse Gaussian diffusion over a :class:`Schedule`.
+    """Forward and reverse Gaussian diffusion over a :class:`Schedule`: q(x_t | x_0) (Eq. 4), the posterior
+    q(x_{t-1} | x_t, x_0) (Eq. 6-7), the reverse step p_theta(x_{t-1} | x_t) (Eq. 1, Sec. 3.2, Eq. 11).
 
     Args:
         schedule: the variance schedule; default the paper's linear schedule with T = 1000.
@@ -96,7 +97,7 @@ class GaussianDiffusion:
     @classmethod
     def from_settings(cls, *, schedule: str = "linear", T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02,
                       parameterization: str = "eps", variance: str = "beta",
-                      clip_denoised: bool = True) -> "GaussianDiffusion":
+                      clip_denoised: bool = True) -> GaussianDiffusion:
         """The diffusion described by plain settings (a training config, a released checkpoint's scheduler).
 
         schedule: a name of ``ddpm_core.schedules.SCHEDULES`` ("linear", Sec. 4, is the paper's); beta_1 and

@@ -64,7 +64,7 @@ def _check_resumable(saved: TrainConfig, config: TrainConfig) -> None:
 
 
 class Trainer:
-    """Trains ``config`` (a :class:`TrainConfig`); see the module docstring.
+    """Trains ``config`` (a :class:`TrainConfig`) with Algorithm 1 and App. B's recipe; see the module docstring.
 
     out_dir: run folder for latest.pt, ckpt_<step>.pt, config.json, metrics.jsonl and samples/ (None: nothing is
     written; useful in tests and notebooks). resume: continue from ``out_dir/latest.pt`` when it exists; without
