@@ -82,17 +82,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_description(device: Any = "cpu") -> str:
+def machine_description(device: Any = "cpu", *, torch_version: bool = False) -> str:
     """A one-line description of the machine for result tables: the accelerator (for a CUDA ``device``), the CPU,
-    its logical cores, torch's threads and the load average, and the torch version."""
+    its logical cores, torch's threads and the load average (and the torch version with ``torch_version``)."""
     import torch
 
     device = torch.device(device)
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    parts = [f"{cpu_name()} ({os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads{load})",
-             f"torch {torch.__version__}"]
+    parts = [f"{cpu_name()} ({os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads{load})"]
     if device.type == "cuda":
         parts.insert(0, torch.cuda.get_device_name(device))
+    if torch_version:
+        parts.append(f"torch {torch.__version__}")
     return ", ".join(parts)
 
 
