@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -199,9 +200,13 @@ def test_citation_names_version_and_commit():
 def test_wheel_installed_outside_the_checkout_runs_the_readme_example(tmp_path):
     """Build the wheel, install it (without dependencies) into a fresh venv outside the repository, make the test
     environment's torch, numpy, ... visible to it (not its ddpm_core), and run the README's example from there."""
-    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    wheels, venv, src = tmp_path / "wheels", tmp_path / "venv", tmp_path / "src"
+    # build from a copy of what the package is made of, so that no build/ folder lands in the checkout
+    shutil.copytree(REPO / "ddpm_core", src / "ddpm_core", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(wheels), str(REPO)], check=True, cwd=tmp_path)
+                    str(wheels), str(src)], check=True, cwd=tmp_path)
     wheel = next(wheels.glob("ddpm_core-*.whl"))
     assert f"-{ddpm_core.__version__}-" in wheel.name
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
