@@ -109,7 +109,7 @@ def test_model_variance_choices():
 def test_algorithm2_with_gaussian_oracle_reproduces_the_data(variance):
     m, s, n = 0.4, 0.5, 20_000
     d = GaussianDiffusion(Schedule.linear(T=250, beta_1=4e-4, beta_T=0.08), variance=variance, clip_denoised=False)
-    x = sample(gaussian_eps_oracle(d.schedule, m, s), d, (n, 2), generator=torch.Generator().manual_seed(0), progress=False)
+    x = sample(gaussian_eps_oracle(d.schedule, m, s), d, (n, 2), generator=torch.Generator().manual_seed(0))
     assert abs(x.mean().item() - m) < 5 * s / math.sqrt(2 * n) + 0.01
     # sigma^2 = beta~ (optimal for a point mass) comes out slightly narrower than the data; beta nearly exact
     assert abs(x.std().item() - s) < {"beta": 0.02, "beta_tilde": 0.05}[variance] * s
@@ -121,7 +121,7 @@ def test_beta_is_exact_for_standard_normal_data_and_beta_tilde_too_narrow():
     out = {}
     for variance in ["beta", "beta_tilde"]:
         d = GaussianDiffusion(Schedule.linear(T=20, beta_1=0.01, beta_T=0.5), variance=variance, clip_denoised=False)
-        x = sample(gaussian_eps_oracle(d.schedule, 0.0, 1.0), d, (n, 1), generator=torch.Generator().manual_seed(3), progress=False)
+        x = sample(gaussian_eps_oracle(d.schedule, 0.0, 1.0), d, (n, 1), generator=torch.Generator().manual_seed(3))
         out[variance] = x.std().item()
     assert abs(out["beta"] - 1.0) < 0.03
     assert out["beta_tilde"] < 0.9

@@ -103,7 +103,7 @@ def test_rate_distortion_bookkeeping_of_progressive_coding():
     """Sec. 4.3: holding x_T costs L_T; each further x_t costs one KL term; after x_1 only L_0 is left to send."""
     d = GaussianDiffusion(Schedule.linear(T=30, beta_1=1e-3, beta_T=0.3))
     x0 = _grid_data(16, 12)
-    r = bits_per_dim(d, gaussian_eps_oracle(d.schedule, 0.0, 0.6), x0, progress=False, generator=torch.Generator().manual_seed(0))
+    r = bits_per_dim(d, gaussian_eps_oracle(d.schedule, 0.0, 0.6), x0, generator=torch.Generator().manual_seed(0))
     rd = r.rate_distortion()
     assert rd.t.tolist() == list(range(1, 31)) and rd.rate.shape == rd.distortion.shape == (30,)
     assert rd.rate[-1].item() == pytest.approx(r.prior.mean().item(), rel=1e-12)            # holding x_T
@@ -127,7 +127,7 @@ def test_rate_distortion_distortion_matches_the_gaussian_posterior_mean_error():
     d = GaussianDiffusion(Schedule.linear(T=50, beta_1=1e-3, beta_T=0.2))
     s = 0.5
     x0 = s * torch.randn(4000, 8, generator=torch.Generator().manual_seed(3))
-    r = bits_per_dim(d, gaussian_eps_oracle(d.schedule, 0.0, s), x0, progress=False, clip_denoised=False, decoder="gaussian",
+    r = bits_per_dim(d, gaussian_eps_oracle(d.schedule, 0.0, s), x0, clip_denoised=False, decoder="gaussian",
                      generator=torch.Generator().manual_seed(4))
     rd = r.rate_distortion(data_range=2.0)  # distortion in the data's own units
     ab = d.schedule.alpha_bars[1:]

@@ -20,7 +20,8 @@ from .cache import train_or_load
 from .checkpoint import atomic_save, load_checkpoint, read_checkpoint
 from .config import TrainConfig, config_hash
 
-__all__ = ["MODELS_ENV", "default_models_dir", "pretrained_name", "export_pretrained", "find_pretrained", "load_pretrained"]
+__all__ = ["MODELS_ENV", "default_models_dir", "pretrained_name", "export_pretrained", "find_pretrained",
+           "load_pretrained"]
 
 
 MODELS_ENV = "DDPM_CORE_MODELS"
