@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, as one script (H200, under 10 minutes): the digits models the book loads
-# (experiments/digits_models.py), then training and sampling throughput against DESIGN.md section 4.
+# (experiments/digits_models.py), then training and sampling throughput against the targets of benchmarks/README.md.
 #   bash benchmarks/gpu_suite.sh OUTDIR
 # Each part has its own time limit so that one slow part cannot starve the rest. OUTDIR receives at most 8 files:
 # gpu.txt, all.log, digits_models.json, models.tar, three benchmark JSON files and RESULTS.md lines.

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import datetime
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,11 +23,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ddpm_core import sample  # noqa: E402
 from ddpm_core.diffusion import GaussianDiffusion  # noqa: E402
 from ddpm_core.nn import build_model  # noqa: E402
-from ddpm_core.samplers import ddim_sample  # noqa: E402
+from ddpm_core.provenance import machine_description  # noqa: E402
 
-GFLOP_PER_IMAGE_FORWARD = 12.1  # DESIGN.md, section 3
+# One forward pass of the standard CIFAR-10 U-Net per 32x32 image, counted with torch.utils.flop_counter (see
+# GFLOP_PER_IMAGE_STEP in train_throughput.py and tests/test_benchmarks.py).
+GFLOP_PER_IMAGE_FORWARD = 12.1
 
 
 def _sync(device: torch.device) -> None:
@@ -77,30 +79,29 @@ def main(argv: list[str] | None = None) -> dict:
     shape = (batch, ch, size, size)
     gen = torch.Generator(device=device).manual_seed(0)
     report = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "device": str(device),
-              "machine": (torch.cuda.get_device_name(device) if device.type == "cuda" else "")
-              + f" / {os.cpu_count()} CPUs / torch {torch.__version__}",
+              "machine": machine_description(device, torch_version=True),
               "command": "python benchmarks/sample_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "batch": batch, "bf16": args.bf16, "compile": args.compile, "compile_mode": args.compile_mode}
     with torch.no_grad():
         # warm-up (compilation, autotuning) on a short chain
-        diffusion.sample(model, shape, generator=gen, progress=False, t_start=3)
+        sample(model, diffusion, shape, generator=gen, t_start=3)
         _sync(device)
         if args.full:
             t0 = time.perf_counter()
-            x = diffusion.sample(model, shape, generator=gen, progress=True)
+            x = sample(model, diffusion, shape, generator=gen, progress=True)
             _sync(device)
             secs = time.perf_counter() - t0
             assert torch.isfinite(x).all()
             report["ancestral_1000_seconds"] = secs
             t0 = time.perf_counter()
-            ddim_sample(diffusion, model, shape, num_steps=50, generator=gen, progress=False)
+            sample(model, diffusion, shape, sampler="ddim", steps=50, generator=gen)
             _sync(device)
             report["ddim_50_seconds"] = time.perf_counter() - t0
             report["ddim_50_images_per_s"] = batch / report["ddim_50_seconds"]
             report["extrapolated"] = False
         else:
             t0 = time.perf_counter()
-            diffusion.sample(model, shape, generator=gen, progress=False, t_start=args.steps)
+            sample(model, diffusion, shape, generator=gen, t_start=args.steps)
             _sync(device)
             secs = (time.perf_counter() - t0) / args.steps * 1000
             report["ancestral_1000_seconds"] = secs

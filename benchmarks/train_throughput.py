@@ -2,7 +2,7 @@
 ``UNet2DModel`` in the google/ddpm-cifar10-32 configuration, side by side in one run.
 
 Both networks start from random weights, get the same batch size, device, precision and compilation, and train with
-the same step: L_simple (Eq. 14, via GaussianDiffusion.loss_simple) on random images, backward, Adam. Steps of the
+the same step: L_simple (Eq. 14, via ddpm_core.loss) on random images, backward, Adam. Steps of the
 two networks alternate, so both see the same machine load; throughput is batch / median step time.
 
     python benchmarks/train_throughput.py                      # CPU, short (batch 8)
@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -27,30 +25,19 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ddpm_core import loss  # noqa: E402
 from ddpm_core.convert import RELEASED_MODELS  # noqa: E402
 from ddpm_core.diffusion import GaussianDiffusion  # noqa: E402
 from ddpm_core.nn import build_model, count_parameters  # noqa: E402
+from ddpm_core.provenance import machine_description  # noqa: E402
 
-GFLOP_PER_IMAGE_STEP = 36.3      # forward + backward of the CIFAR-10 U-Net (DESIGN.md, section 3)
-H200_BF16_DENSE_TFLOPS = 989.0
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine(device: torch.device) -> str:
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    parts = [f"{cpu_name()} ({os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads{load})"]
-    if device.type == "cuda":
-        parts.insert(0, torch.cuda.get_device_name(device))
-    return ", ".join(parts)
+# FLOPs of one training step per 32x32 image of the standard CIFAR-10 U-Net (diffusers' UNet2DModel in the
+# google/ddpm-cifar10-32 configuration, nearest-neighbour upsampling + 3x3 convolution), counted with
+# torch.utils.flop_counter.FlopCounterMode (2 FLOPs per multiply-add): forward 12.11 GFLOP, forward + backward
+# 36.32 GFLOP. Both networks are credited with it, so TFLOP/s compares like with like (ours needs 34.75, see
+# README.md). tests/test_benchmarks.py recounts it.
+GFLOP_PER_IMAGE_STEP = 36.3
+H200_BF16_DENSE_TFLOPS = 989.0   # NVIDIA H200 SXM, dense bf16 tensor-core peak (no sparsity)
 
 
 def make_adam(params, lr: float) -> torch.optim.Optimizer:
@@ -86,15 +73,15 @@ class Runner:
         sync()
         t0, c0 = time.perf_counter(), time.process_time()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss = self.diffusion.loss_simple(lambda x, t: self.call(self.model, x, t), self.x0, generator=self.gen)
-        loss.backward()
+            value = loss(self.diffusion, lambda x, t: self.call(self.model, x, t), self.x0, generator=self.gen)
+        value.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         sync()
         if record:
             self.times.append(time.perf_counter() - t0)
             self.cpu_times.append(time.process_time() - c0)
-            self.losses.append(loss.item())
+            self.losses.append(value.item())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -134,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
 
-    description = machine(device)                     # before the run adds its own load
+    description = machine_description(device)         # before the run adds its own load
     diffusion = GaussianDiffusion()                    # the paper's linear schedule, T = 1000, eps-prediction
     torch.manual_seed(args.seed)
     ours = build_model("cifar10")

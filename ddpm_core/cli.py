@@ -45,8 +45,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train.config import LOSSES, PRESETS
-    from .diffusion import PARAMETERIZATIONS, VARIANCES
+    from .train.config import PRESETS
+    from .diffusion import VARIANCES
 
     parser = argparse.ArgumentParser(prog="ddpm", description="Denoising Diffusion Probabilistic Models "
                                      "(Ho, Jain & Abbeel 2020): train, sample and evaluate.")
@@ -63,44 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="run folder (default: runs/<preset>)")
     tr.add_argument("--resume", action="store_true",
                     help="continue from OUT/latest.pt if it exists (exactly: same batches, noise and RNG state)")
-    tr.add_argument("--data", default=None, help="data set name (cifar10, mnist, digits, folder or a 2-D toy)")
-    tr.add_argument("--data-dir", default=None, help="folder holding the data set's files "
-                    "(default $DDPM_CORE_DATA/<data>)")
-    tr.add_argument("--image-size", type=_positive_int, default=None, help="resize images to this side")
-    tr.add_argument("--steps", type=_positive_int, default=None, help="total optimizer steps")
-    tr.add_argument("--batch-size", type=_positive_int, default=None,
-                    help="global batch size (split evenly over processes)")
-    tr.add_argument("--lr", type=float, default=None, help="Adam learning rate")
-    tr.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warmup steps")
-    tr.add_argument("--grad-clip", type=float, default=None, help="global gradient-norm clip (0 = off)")
-    tr.add_argument("--ema-decay", type=float, default=None, help="EMA decay of the weights used for sampling")
-    tr.add_argument("--loss", choices=LOSSES, default=None,
-                    help="simple: L_simple (Eq. 14); vlb: the true bound L (Eq. 5)")
-    tr.add_argument("--parameterization", choices=PARAMETERIZATIONS, default=None,
-                    help="what the network predicts: eps (Eq. 11), x0 or mean")
-    tr.add_argument("--variance", choices=VARIANCES, default=None,
-                    help="sampling variance sigma_t^2: beta or beta_tilde")
-    tr.add_argument("--seed", type=int, default=None, help="seed of weights, data order and noise")
-    tr.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu, cuda, cuda:1, ...")
-    tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                    help="bfloat16 autocast on CUDA (default on; CPUs train in float32)")
-    tr.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the network")
-    tr.add_argument("--num-workers", type=int, default=None, help="data loader worker processes")
-    tr.add_argument("--log-every", type=_positive_int, default=None, help="steps between metrics lines")
-    tr.add_argument("--sample-every", type=int, default=None,
-                    help="steps between sample grids (also one at the end; 0 = none)")
-    tr.add_argument("--sample-steps", type=int, default=None,
-                    help="steps of the sampler for those grids (0 = all T, Algorithm 2; fewer = strided)")
-    tr.add_argument("--ckpt-every", type=int, default=None, help="steps between checkpoints (0 = only at the end)")
-    tr.add_argument("--keep-every", type=int, default=None,
-                    help="also keep RUN/ckpt_<step>.pt every N steps (0 = only latest.pt)")
-    tr.add_argument("--n-samples", type=_positive_int, default=None, help="samples in each grid")
+    config_fields = _add_config_flags(tr)
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.add_argument("--set", dest="sets", metavar="KEY=VALUE", type=_key_value, action="append", default=[],
                     help="set any TrainConfig field, e.g. --set ema_warmup=true (repeatable)")
     tr.add_argument("--model-set", dest="model_sets", metavar="KEY=VALUE", type=_key_value, action="append",
                     default=[], help="override a network setting, e.g. --model-set dropout=0.0 (repeatable)")
-    tr.set_defaults(func=cmd_train)
+    tr.set_defaults(func=cmd_train, config_fields=config_fields)
 
     sa = sub.add_parser("sample", help="draw samples from a checkpoint (Algorithm 2)",
                         description="Draw samples with ancestral sampling (Algorithm 2) from the EMA weights of "
@@ -145,9 +114,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_TRAIN_FIELDS = ("data", "data_dir", "image_size", "steps", "batch_size", "lr", "warmup_steps", "grad_clip",
-                 "ema_decay", "loss", "parameterization", "variance", "seed", "device", "bf16", "compile",
-                 "num_workers", "log_every", "sample_every", "sample_steps", "ckpt_every", "keep_every", "n_samples")
+# TrainConfig fields that get no flag of their own: set through --preset, --model-set, --no-progress.
+_NO_FLAG = ("model_overrides", "progress")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """One ``--field-name`` option per TrainConfig field: type from the annotation, help from ``FIELD_HELP``,
+    choices from ``FIELD_CHOICES``; every default is None (= keep the preset's value). Returns the field names."""
+    import dataclasses
+    import typing
+
+    from .train.config import FIELD_CHOICES, FIELD_HELP, TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    names = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _NO_FLAG:
+            continue
+        kind = hints[f.name]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) is typing.Union and len(args) == 1:  # Optional[X]
+            kind = args[0]
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = FIELD_HELP.get(f.name, f.name)
+        kwargs: dict = {"default": None, "dest": f.name}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind is tuple:
+            kwargs.update(type=float, nargs=len(default) if isinstance(default, tuple) else "+", metavar="X")
+        elif kind in (int, float, str):
+            kwargs["type"] = kind
+        else:
+            raise TypeError(f"TrainConfig.{f.name}: no command-line type for {kind!r}")
+        if f.name in FIELD_CHOICES:
+            kwargs["choices"] = FIELD_CHOICES[f.name]
+        parser.add_argument(flag, help=help_text, **kwargs)
+        names.append(f.name)
+    return tuple(names)
 
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -157,7 +161,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out = Path(args.out) if args.out else (Path("runs") / args.preset if args.preset else None)
     if out is None:
         parser.error("train needs --preset (or --out with --resume to continue a run)")
-    changes = {k: getattr(args, k) for k in _TRAIN_FIELDS if getattr(args, k) is not None}
+    changes = {k: getattr(args, k) for k in args.config_fields if getattr(args, k) is not None}
     if args.no_progress:
         changes["progress"] = False
     changes.update(dict(args.sets))
@@ -194,7 +198,7 @@ def cmd_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     import torch
 
     from .atomic import atomic_save, check_writable
-    from .samplers import ddim_sample, respace, strided_timesteps
+    from .samplers import sample
     from .train import load_checkpoint, resolve_device
     from .train.checkpoint import model_data_shape
     from .viz import save_image_grid, save_scatter
@@ -210,16 +214,11 @@ def cmd_sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     steps = diffusion.T if args.steps is None else args.steps
     if steps > diffusion.T:
         parser.error(f"--steps must be at most T = {diffusion.T}, got {steps}")
-    timesteps = strided_timesteps(diffusion.T, steps)
-    if args.sampler == "ddim":
-        def draw(b: int) -> torch.Tensor:
-            return ddim_sample(diffusion, model, (b, *shape), eta=args.eta, timesteps=timesteps, generator=g,
-                               device=device, progress=not args.no_progress)
-    else:
-        d, m = (diffusion, model) if steps == diffusion.T else respace(diffusion, model, timesteps)
+    eta = args.eta if args.sampler == "ddim" else 0.0
 
-        def draw(b: int) -> torch.Tensor:
-            return d.sample(m, (b, *shape), generator=g, device=device, progress=not args.no_progress)
+    def draw(b: int) -> torch.Tensor:
+        return sample(model, diffusion, (b, *shape), sampler=args.sampler, steps=steps, eta=eta, generator=g,
+                      device=device, progress=not args.no_progress)
     g = torch.Generator(device=device).manual_seed(args.seed)
     chunks = []
     for start in range(0, args.num, args.batch_size):

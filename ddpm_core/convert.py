@@ -40,9 +40,9 @@ class DiffusionSettings:
     def make_diffusion(self):
         """The matching :class:`ddpm_core.GaussianDiffusion` (linear schedule, eps parameterization)."""
         from .diffusion import GaussianDiffusion
-        from .schedules import Schedule
-        return GaussianDiffusion(Schedule.linear(self.T, self.beta_1, self.beta_T), parameterization="eps",
-                                 variance=self.variance, clip_denoised=self.clip_denoised)
+        return GaussianDiffusion.from_settings(schedule="linear", T=self.T, beta_1=self.beta_1, beta_T=self.beta_T,
+                                               parameterization="eps", variance=self.variance,
+                                               clip_denoised=self.clip_denoised)
 
 
 # The published UNet2DModel configurations (config.json of each repository, metadata keys left out).

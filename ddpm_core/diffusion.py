@@ -10,19 +10,20 @@ Timesteps follow the paper (t = 1..T, see :mod:`ddpm_core.schedules`). Tensors `
 
 The reverse variance sigma_t^2 is fixed (Sec. 3.2): ``"beta"`` (sigma_t^2 = beta_t, optimal for x_0 ~ N(0, I))
 or ``"beta_tilde"`` (sigma_t^2 = beta~_t, optimal for x_0 a single point).
+
+This module holds the model's distributions only. The training objectives are in :mod:`ddpm_core.objectives`
+(``ddpm_core.loss``), the sampling loops in :mod:`ddpm_core.samplers` (``ddpm_core.sample``) and the bound in
+bits/dim in :mod:`ddpm_core.likelihood` (``ddpm_core.bits_per_dim``); all of them take a diffusion as an argument.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
-from tqdm import tqdm
 
-from .losses import mean_flat
-from .schedules import Schedule
+from .schedules import Schedule, gather
 
-__all__ = ["GaussianDiffusion", "SampleResult", "PARAMETERIZATIONS", "VARIANCES"]
+__all__ = ["GaussianDiffusion", "PARAMETERIZATIONS", "VARIANCES"]
 
 PARAMETERIZATIONS = ("eps", "x0", "mean")
 VARIANCES = ("beta", "beta_tilde")
@@ -71,24 +72,9 @@ def _check_model_output(out: torch.Tensor, t: torch.Tensor) -> None:
                                  "have diverged during training) and the sampler's settings")
 
 
-@dataclass
-class SampleResult:
-    """Output of :meth:`GaussianDiffusion.sample` with ``record`` steps.
-
-    x0:      (B, ...) final samples.
-    steps:   the recorded timesteps t, in the order visited (descending).
-    xt:      (len(steps), B, ...) the chain state x_t at each recorded t (before the step to t - 1).
-    pred_x0: (len(steps), B, ...) the model's prediction of x_0 from that x_t (progressive generation, Sec. 4.3).
-    """
-
-    x0: torch.Tensor
-    steps: list
-    xt: torch.Tensor
-    pred_x0: torch.Tensor
-
-
 class GaussianDiffusion:
-    """Forward and reverse Gaussian diffusion over a :class:`Schedule`.
+    """Forward and reverse Gaussian diffusion over a :class:`Schedule`: q(x_t | x_0) (Eq. 4), the posterior
+    q(x_{t-1} | x_t, x_0) (Eq. 6-7), the reverse step p_theta(x_{t-1} | x_t) (Eq. 1, Sec. 3.2, Eq. 11).
 
     Args:
         schedule: the variance schedule; default the paper's linear schedule with T = 1000.
@@ -123,6 +109,22 @@ class GaussianDiffusion:
         logvar[0] = float("-inf")
         self.model_log_variances = logvar
         self.model_variances = logvar.exp()
+        # The float64 tables, copied once per device: a copy from host memory on every step would make an
+        # accelerator wait for the host (a synchronising copy) at every call.
+        self._tables: dict = {}
+
+    @classmethod
+    def from_settings(cls, *, schedule: str = "linear", T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02,
+                      parameterization: str = "eps", variance: str = "beta",
+                      clip_denoised: bool = True) -> GaussianDiffusion:
+        """The diffusion described by plain settings (a training config, a released checkpoint's scheduler).
+
+        schedule: a name of ``ddpm_core.schedules.SCHEDULES`` ("linear", Sec. 4, is the paper's); beta_1 and
+        beta_T are ignored by "cosine". The other arguments are those of the constructor.
+        """
+        kwargs = {} if schedule == "cosine" else {"beta_1": beta_1, "beta_T": beta_T}
+        return cls(Schedule.from_name(schedule, T=T, **kwargs), parameterization=parameterization,
+                   variance=variance, clip_denoised=clip_denoised)
 
     def __repr__(self) -> str:
         return (f"GaussianDiffusion({self.schedule!r}, parameterization={self.parameterization!r}, "
@@ -133,7 +135,13 @@ class GaussianDiffusion:
         return self.schedule.T
 
     def _g(self, name: str, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.schedule.gather(name, t, x)
+        """The schedule's table ``name`` (or ``model_log_variances``) at t, shaped to broadcast against x."""
+        key = (name, x.device)
+        table = self._tables.get(key)
+        if table is None:
+            source = self.model_log_variances if name == "model_log_variances" else getattr(self.schedule, name)
+            table = self._tables[key] = source.to(x.device)
+        return gather(table, t, x)
 
     def _t(self, t, x: torch.Tensor, *, allow_zero: bool = False) -> torch.Tensor:
         """Accept an int or a (B,) integer tensor; return a (B,) long tensor on x's device, checked."""
@@ -222,7 +230,7 @@ class GaussianDiffusion:
     def model_variance(self, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """sigma_t^2 and log sigma_t^2 of p_theta(x_{t-1} | x_t), shaped (B, 1, ...) (Sec. 3.2)."""
         t = self._t(t, x)
-        lv = self.schedule.gather(self.model_log_variances, t, x)
+        lv = self._g("model_log_variances", t, x)
         return lv.exp(), lv
 
     def p_mean_variance(self, model: Model, xt: torch.Tensor, t, clip_denoised: Optional[bool] = None) -> dict:
@@ -267,108 +275,3 @@ class GaussianDiffusion:
         nonzero = (t > 1).to(xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))
         out["sample"] = out["mean"] + nonzero * torch.exp(0.5 * out["log_variance"]) * noise
         return out
-
-    @torch.no_grad()
-    def sample(self, model: Model, shape: Sequence[int], generator: Optional[torch.Generator] = None,
-               device=None, progress: bool = True, record: Optional[Iterable[int]] = None,
-               x_start: Optional[torch.Tensor] = None, t_start: Optional[int] = None,
-               clip_denoised: Optional[bool] = None):
-        """Algorithm 2: ancestral sampling from x_T ~ N(0, I) down to x_0, batched over ``shape[0]``.
-
-        Args:
-            model: ``model(x_t, t)``; put it in eval mode yourself (dropout).
-            shape: (B, ...) of the samples.
-            generator: a ``torch.Generator`` for reproducible noise (its device is used to draw it).
-            device: where to run; default the model's parameters' device (or CPU).
-            progress: show a tqdm progress bar.
-            record: timesteps t at which to keep x_t and the x_0 prediction (progressive generation, Sec. 4.3);
-                only those steps are kept in memory. With ``record`` a :class:`SampleResult` is returned.
-            x_start, t_start: start the chain from a given x_{t_start} instead of pure noise at T (used for
-                interpolation, Sec. 4.4, and for reconstructions from x_t). Default: x_T ~ N(0, I), t_start = T.
-        Returns:
-            x_0 of shape ``shape``, or a :class:`SampleResult`.
-        """
-        if device is None:
-            try:
-                device = next(model.parameters()).device  # type: ignore[union-attr]
-            except (AttributeError, StopIteration):
-                device = x_start.device if x_start is not None else torch.device("cpu")
-        t_start = self.T if t_start is None else t_start
-        if not isinstance(t_start, int) or not 1 <= t_start <= self.T:
-            raise ValueError(f"t_start must be an int in 1..{self.T}, got {t_start!r}")
-        if x_start is None:
-            x = randn(shape, generator, device, torch.float32)
-        else:
-            if tuple(x_start.shape) != tuple(shape):
-                raise ValueError(f"x_start must have shape {tuple(shape)}, got {tuple(x_start.shape)}")
-            x = x_start.to(device)
-        record_set = set()
-        if record is not None:
-            record_set = {int(r) for r in record}
-            bad = [r for r in record_set if not 1 <= r <= t_start]
-            if bad:
-                raise ValueError(f"record steps must lie in 1..{t_start}, got {sorted(bad)}")
-        steps, xts, x0s = [], [], []
-        for t_val in tqdm(range(t_start, 0, -1), desc="sampling", disable=not progress, leave=False):
-            t = torch.full((x.shape[0],), t_val, dtype=torch.long, device=x.device)
-            out = self.p_sample(model, x, t, generator, clip_denoised)
-            if t_val in record_set:
-                steps.append(t_val)
-                xts.append(x.detach().cpu())
-                x0s.append(out["pred_x0"].detach().cpu())
-            x = out["sample"]
-        if not torch.isfinite(x).all():  # off the CPU the per-step checks are skipped: one check at the end
-            raise FloatingPointError("the model's output became non-finite (NaN or inf) during sampling; check the "
-                                     "model (its weights may have diverged during training)")
-        if record is None:
-            return x
-        empty = torch.empty(0, *x.shape)
-        return SampleResult(x0=x, steps=steps, xt=torch.stack(xts) if xts else empty,
-                            pred_x0=torch.stack(x0s) if x0s else empty)
-
-    # ---- training objectives --------------------------------------------------------------------------------
-    def loss_simple(self, model: Model, x0: torch.Tensor, t: Optional[torch.Tensor] = None,
-                    noise: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
-                    reduction: str = "mean") -> torch.Tensor:
-        """L_simple (Eq. 14): E_{t, x_0, eps} || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2,
-        with t ~ U{1..T} (Algorithm 1), averaged over dimensions.
-
-        For ``parameterization="x0"`` the regression target is x_0 and for ``"mean"`` it is the posterior mean
-        mu~_t (the paper's "mu~ with MSE" baseline). ``reduction``: "mean" (scalar) or "none" (shape (B,)).
-        """
-        _check_finite("x0", x0)
-        if reduction not in ("mean", "none"):
-            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-        if t is None:
-            t = self.sample_t(x0.shape[0], generator, x0.device)
-        t = self._t(t, x0)
-        if noise is None:
-            noise = randn(x0.shape, generator, x0.device, x0.dtype)
-        _check_like("noise", noise, x0)
-        xt = self.q_sample(x0, t, noise)
-        if self.parameterization == "eps":
-            target = noise
-        elif self.parameterization == "x0":
-            target = x0
-        else:
-            target = self.q_posterior(x0, xt, t)[0]
-        out = model(xt, t)
-        if not isinstance(out, torch.Tensor) or out.shape != x0.shape:
-            raise ValueError(f"model output must be shaped like x_0 {tuple(x0.shape)}, "
-                             f"got {getattr(out, 'shape', type(out).__name__)}")
-        dtype = torch.promote_types(out.dtype, torch.float32)  # bf16 outputs are compared in float32
-        per_example = mean_flat((out.to(dtype) - target.to(dtype)) ** 2)
-        return per_example.mean() if reduction == "mean" else per_example
-
-    def loss_vlb(self, model: Model, x0: torch.Tensor, t: Optional[torch.Tensor] = None,
-                 generator: Optional[torch.Generator] = None, reduction: str = "mean",
-                 decoder: str = "discretized") -> torch.Tensor:
-        """Unbiased single-t estimate of the true bound L (Eq. 5) in bits/dim: L_T + T * L_{t-1}, t ~ U{1..T}."""
-        from .likelihood import loss_vlb
-        return loss_vlb(self, model, x0, t=t, generator=generator, reduction=reduction, decoder=decoder)
-
-    def bits_per_dim(self, model: Model, x0: torch.Tensor, progress: bool = True,
-                     generator: Optional[torch.Generator] = None, decoder: str = "discretized"):
-        """The full bound L of Eq. (5) in bits/dim, term by term; see :func:`ddpm_core.likelihood.bits_per_dim`."""
-        from .likelihood import bits_per_dim
-        return bits_per_dim(self, model, x0, progress=progress, generator=generator, decoder=decoder)

@@ -20,8 +20,7 @@ from tqdm import tqdm
 from .diffusion import GaussianDiffusion, Model, randn
 from .losses import discretized_gaussian_log_likelihood, gaussian_log_likelihood, mean_flat, normal_kl
 
-__all__ = ["DECODERS", "BoundTerms", "RateDistortion", "rate_distortion", "prior_bpd", "vb_term_bpd", "bits_per_dim",
-           "loss_vlb"]
+__all__ = ["DECODERS", "BoundTerms", "RateDistortion", "rate_distortion", "prior_bpd", "vb_term_bpd", "bits_per_dim"]
 
 
 def prior_bpd(diffusion: GaussianDiffusion, x0: torch.Tensor) -> torch.Tensor:
@@ -164,18 +163,25 @@ def rate_distortion(prior, terms, x0_mse, data_range: float = 255.0) -> RateDist
 
 
 @torch.no_grad()
-def bits_per_dim(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, progress: bool = True,
-                 generator: Optional[torch.Generator] = None, clip_denoised: Optional[bool] = None,
+def bits_per_dim(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *, progress: bool = False,
+                 generator: Optional[torch.Generator] = None, clip_denoised: bool = False,
                  decoder: str = "discretized") -> BoundTerms:
     """Evaluate every term of Eq. (5) for a batch x_0 (B, ...): T model calls, one x_t ~ q(x_t | x_0) per t.
 
     With the default ``decoder="discretized"`` x_0 must lie on the 8-bit grid in [-1, 1] and ``total`` bounds
     -log2 P(x_0) / D; with ``"gaussian"`` it bounds the continuous -log2 p(x_0) / D (see :func:`vb_term_bpd`).
+
+    clip_denoised: clip the model's x_0 prediction to [-1, 1] inside the reverse means. The default ``False`` is
+    the model that ``ddpm_core.loss(..., objective="vlb")`` trains, so the reported number is the bound that was
+    optimised; ``True`` evaluates the bound of the clipped reverse process that sampling uses for images (a
+    different model, usually a slightly lower number for image data).
     """
     if not isinstance(x0, torch.Tensor) or not x0.dtype.is_floating_point:
         raise TypeError("x0 must be a floating-point tensor of data scaled to [-1, 1]")
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; allowed: {list(DECODERS)}")
+    if not isinstance(clip_denoised, bool):
+        raise TypeError(f"clip_denoised must be True or False, got {clip_denoised!r}")
     if x0.ndim == 0 or x0.shape[0] == 0:
         raise ValueError(f"x0 must have shape (B, ...) with B >= 1, got {tuple(x0.shape)}")
     if not torch.isfinite(x0).all():
@@ -204,18 +210,3 @@ def bits_per_dim(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, p
     prior = prior_bpd(diffusion, x0).double().cpu()
     return BoundTerms(total=prior + terms.sum(1), prior=prior, terms=terms, x0_mse=x0_mse, eps_mse=eps_mse)
 
-
-def loss_vlb(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, t: Optional[torch.Tensor] = None,
-             generator: Optional[torch.Generator] = None, reduction: str = "mean",
-             decoder: str = "discretized") -> torch.Tensor:
-    """The true bound L (Eq. 5) as a training loss: L_T + T * term_t with t ~ U{1..T}, an unbiased estimate of L in
-    bits/dim (the paper's "true variational bound" objective of Tables 1-2). Differentiable."""
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    if t is None:
-        t = diffusion.sample_t(x0.shape[0], generator, x0.device)
-    t = diffusion._t(t, x0)
-    xt = diffusion.q_sample(x0, t, generator=generator)
-    term = vb_term_bpd(diffusion, model, x0, xt, t, clip_denoised=False, decoder=decoder)["term"]
-    per_example = prior_bpd(diffusion, x0) + diffusion.T * term
-    return per_example.mean() if reduction == "mean" else per_example

@@ -5,16 +5,18 @@ Every per-step array has length T + 1 and is indexed directly by t; index 0 is a
 recursions exact at the boundary: beta_0 = 0, alpha_0 = 1, alpha_bar_0 = 1 (x_0 is the data, with no noise).
 
 All constants are computed in float64 and only cast to the data's dtype at the moment they are used
-(:meth:`Schedule.gather`).
+(:func:`gather`). A :class:`Schedule` is a frozen dataclass of plain tensors: read ``schedule.alpha_bars[t]`` for one
+t, or ``gather(schedule.alpha_bars, t, x)`` for a batch of timesteps shaped to broadcast against x.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["linear_betas", "cosine_betas", "quadratic_betas", "Schedule", "SCHEDULES"]
+__all__ = ["linear_betas", "cosine_betas", "quadratic_betas", "Schedule", "SCHEDULES", "gather"]
 
 
 def _check_T(T: int) -> None:
@@ -69,7 +71,28 @@ def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> to
     return betas.clamp(max=max_beta)
 
 
+def gather(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Pick ``values[t]`` for per-example timesteps ``t`` (shape (B,)) and shape it to broadcast against ``x``.
+
+    values: a table of length T + 1 indexed by the paper's t (e.g. ``schedule.alpha_bars``, Eq. 4).
+    Returns shape (B, 1, ..., 1) with ``x.ndim`` dimensions, on x's device and in x's dtype (the cast happens after
+    indexing, so float64 tables keep their precision until then).
+    """
+    if not isinstance(values, torch.Tensor) or values.ndim != 1:
+        raise TypeError(f"values must be a 1-D tensor indexed by t (e.g. schedule.alpha_bars), "
+                        f"got {getattr(values, 'shape', type(values).__name__)}")
+    if not isinstance(t, torch.Tensor) or t.ndim != 1 or t.shape[0] != x.shape[0]:
+        raise ValueError(f"t must be a tensor of shape (B,) with B = x.shape[0] = {x.shape[0]}, "
+                         f"got {getattr(t, 'shape', type(t).__name__)}")
+    out = values.to(x.device)[t.to(device=x.device, dtype=torch.long)].to(dtype=x.dtype)
+    return out.reshape(-1, *([1] * (x.ndim - 1)))
+
+
 SCHEDULES = {"linear": linear_betas, "cosine": cosine_betas, "quadratic": quadratic_betas}
+
+
+_TABLES = ("betas", "alphas", "alpha_bars", "beta_tildes", "log_beta_tildes_clipped", "posterior_coef_x0",
+           "posterior_coef_xt", "snr")
 
 
 @dataclass(frozen=True)
@@ -175,24 +198,20 @@ class Schedule:
                              f"got values in {int(t.min())}..{int(t.max())}")
         return t
 
-    def gather(self, name_or_values: "str | torch.Tensor", t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Pick constants at per-example timesteps ``t`` (shape (B,)) and shape them to broadcast against ``x``.
+    def gather(self, values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``values[t]`` shaped (B, 1, ..., 1) to broadcast against ``x``; see :func:`gather`.
 
-        Returns a tensor of shape (B, 1, ..., 1) with x.ndim dimensions, on x's device, in x's dtype. The float64
-        table is moved to x's device once and cached; the cast to x's dtype happens after indexing.
+        ``values`` is one of this schedule's tensors, e.g. ``schedule.gather(schedule.alpha_bars, t, x)``. (A
+        field name as a string, ``schedule.gather("alpha_bars", t, x)``, is still accepted in 0.2 with a
+        DeprecationWarning; it will be removed.)
         """
-        if t.ndim != 1 or t.shape[0] != x.shape[0]:
-            raise ValueError(f"t must have shape (B,) with B = x.shape[0] = {x.shape[0]}, got {tuple(t.shape)}")
-        if isinstance(name_or_values, str):
-            key = (name_or_values, str(x.device))
-            cache = self.__dict__.setdefault("_device_cache", {})
-            if key not in cache:
-                cache[key] = getattr(self, name_or_values).to(x.device)
-            values = cache[key]
-        else:
-            values = name_or_values.to(x.device)
-        out = values[t.to(device=x.device, dtype=torch.long)].to(dtype=x.dtype)
-        return out.reshape(-1, *([1] * (x.ndim - 1)))
+        if isinstance(values, str):
+            if values not in _TABLES:
+                raise ValueError(f"unknown schedule table {values!r}; allowed: {list(_TABLES)}")
+            warnings.warn(f"Schedule.gather({values!r}, t, x) is deprecated: pass the tensor, "
+                          f"schedule.gather(schedule.{values}, t, x)", DeprecationWarning, stacklevel=2)
+            values = getattr(self, values)
+        return gather(values, t, x)
 
     def __repr__(self) -> str:
         return (f"Schedule(name={self.name!r}, T={self.T}, beta_1={self.betas[1].item():.3g}, "

@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 
 from .atomic import atomic_write
+from .data.images import to_levels
 
 __all__ = ["make_grid", "save_image_grid", "save_scatter"]
 
@@ -47,7 +48,7 @@ def make_grid(images: torch.Tensor, nrow: Optional[int] = None, padding: int = 1
         r, c = divmod(i, ncol)
         top, left = padding + r * (H + padding), padding + c * (W + padding)
         grid[:, top:top + H, left:left + W] = x[i]
-    levels = torch.round((grid + 1) * 127.5).clamp(0, 255).to(torch.uint8)
+    levels = to_levels(grid)
     return levels.permute(1, 2, 0).contiguous()
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: analytic models for Gaussian data, whose optimal denoiser is known in closed form."""
+"""Shared fixtures. (The exact denoiser for Gaussian data is the package's ddpm_core.oracles.gaussian_eps_oracle.)"""
 import importlib.util
 import sys
 from pathlib import Path
@@ -8,19 +8,6 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
-
-
-def gaussian_oracle(diffusion, m: float, s: float):
-    """The optimal eps-predictor for x_0 ~ N(m, s^2 I): E[eps | x_t] = sqrt(1 - ab_t)(x_t - sqrt(ab_t) m) / (ab_t s^2 + 1 - ab_t)."""
-    def model(x, t):
-        ab = diffusion.schedule.gather("alpha_bars", t, x)
-        return (1 - ab).sqrt() * (x - ab.sqrt() * m) / (ab * s * s + 1 - ab)
-    return model
-
-
-@pytest.fixture
-def oracle():
-    return gaussian_oracle
 
 
 @pytest.fixture

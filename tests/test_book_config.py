@@ -298,7 +298,7 @@ def test_citation_cff(config):
     assert cff["cff-version"] == "1.2.0"
     assert cff["title"] == config["title"]
     assert cff["repository-code"] == config["repository"]["url"]
-    assert str(cff["date-released"]) == "2026-11-28"
+    assert str(cff["date-released"]) == "2026-12-02"
     assert any("Denoising Diffusion Probabilistic Models" in r["title"] and "2006.11239" in str(r.get("url", ""))
                for r in cff["references"])
     ddpm_core = pytest.importorskip("ddpm_core")

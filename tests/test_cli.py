@@ -89,8 +89,11 @@ def test_errors_name_the_bad_option(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--preset" in err and "invalid choice: 'imagenet'" in err
     with pytest.raises(SystemExit):
-        main(["train", "--preset", "toy2d", "--out", str(tmp_path), "--steps", "0"])
+        main(["train", "--preset", "toy2d", "--out", str(tmp_path), "--steps", "1.5"])
     assert "--steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "toy2d", "--out", str(tmp_path), "--steps", "-1"])
+    assert "steps" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--preset", "toy2d", "--out", str(tmp_path), "--set", "ema_decay=2"])
     assert "ema_decay" in capsys.readouterr().err

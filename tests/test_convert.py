@@ -7,11 +7,11 @@ import sys
 import pytest
 import torch
 
-from ddpm_core import GaussianDiffusion
+from ddpm_core import GaussianDiffusion, loss
 from ddpm_core.convert import (RELEASED_MODELS, DiffusionSettings, ShiftedTime, convert_state_dict,
                                download_released, load_diffusers_unet, read_state_dict,
                                settings_from_scheduler_config, unet_config_from_diffusers)
-from ddpm_core.nn import PRESETS, UNet
+from ddpm_core.nn import NETWORKS, UNet
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -82,7 +82,7 @@ def test_full_size_key_mapping(repo_id):
     same shape, and the configuration maps to our preset of the same name."""
     released = RELEASED_MODELS[repo_id]
     config = unet_config_from_diffusers(released.diffusers_config)
-    assert config == dataclasses.replace(PRESETS[released.preset], dropout=0.0)   # configs carry no dropout
+    assert config == dataclasses.replace(NETWORKS[released.preset], dropout=0.0)   # configs carry no dropout
     with torch.device("meta"):
         theirs = diffusers.UNet2DModel(**released.diffusers_config)
         ours = UNet(config)
@@ -134,8 +134,8 @@ def test_loader_plugs_into_gaussian_diffusion(tmp_path):
     assert settings == RELEASED_MODELS[CIFAR].settings   # recognised from the hub-cache folder name
     diffusion = settings.make_diffusion()
     assert isinstance(diffusion, GaussianDiffusion) and diffusion.variance == "beta"
-    loss = diffusion.loss_simple(model, torch.rand(2, 3, 16, 16) * 2 - 1, generator=torch.Generator().manual_seed(0))
-    assert torch.isfinite(loss)
+    value = loss(diffusion, model, torch.rand(2, 3, 16, 16) * 2 - 1, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(value)
 
 
 def test_shifted_time_feeds_zero_based_steps():

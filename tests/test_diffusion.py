@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from ddpm_core import GaussianDiffusion, Schedule
-from conftest import gaussian_oracle
+from ddpm_core import GaussianDiffusion, Schedule, loss, sample
+from ddpm_core.oracles import gaussian_eps_oracle
 
 
 def _normal_logpdf(x, mean, var):
@@ -109,7 +109,7 @@ def test_model_variance_choices():
 def test_algorithm2_with_gaussian_oracle_reproduces_the_data(variance):
     m, s, n = 0.4, 0.5, 20_000
     d = GaussianDiffusion(Schedule.linear(T=250, beta_1=4e-4, beta_T=0.08), variance=variance, clip_denoised=False)
-    x = d.sample(gaussian_oracle(d, m, s), (n, 2), generator=torch.Generator().manual_seed(0), progress=False)
+    x = sample(gaussian_eps_oracle(d.schedule, m, s), d, (n, 2), generator=torch.Generator().manual_seed(0))
     assert abs(x.mean().item() - m) < 5 * s / math.sqrt(2 * n) + 0.01
     # sigma^2 = beta~ (optimal for a point mass) comes out slightly narrower than the data; beta nearly exact
     assert abs(x.std().item() - s) < {"beta": 0.02, "beta_tilde": 0.05}[variance] * s
@@ -121,7 +121,7 @@ def test_beta_is_exact_for_standard_normal_data_and_beta_tilde_too_narrow():
     out = {}
     for variance in ["beta", "beta_tilde"]:
         d = GaussianDiffusion(Schedule.linear(T=20, beta_1=0.01, beta_T=0.5), variance=variance, clip_denoised=False)
-        x = d.sample(gaussian_oracle(d, 0.0, 1.0), (n, 1), generator=torch.Generator().manual_seed(3), progress=False)
+        x = sample(gaussian_eps_oracle(d.schedule, 0.0, 1.0), d, (n, 1), generator=torch.Generator().manual_seed(3))
         out[variance] = x.std().item()
     assert abs(out["beta"] - 1.0) < 0.03
     assert out["beta_tilde"] < 0.9
@@ -129,9 +129,9 @@ def test_beta_is_exact_for_standard_normal_data_and_beta_tilde_too_narrow():
 
 def test_sampling_is_seeded_and_records_progressive_predictions():
     d = GaussianDiffusion(Schedule.linear(T=30, beta_1=1e-3, beta_T=0.3), clip_denoised=False)
-    model = gaussian_oracle(d, 0.2, 0.3)
-    a = d.sample(model, (4, 3), generator=torch.Generator().manual_seed(5), progress=False)
-    r = d.sample(model, (4, 3), generator=torch.Generator().manual_seed(5), progress=False, record=[30, 10, 1])
+    model = gaussian_eps_oracle(d.schedule, 0.2, 0.3)
+    a = sample(model, d, (4, 3), generator=torch.Generator().manual_seed(5), progress=False)
+    r = sample(model, d, (4, 3), generator=torch.Generator().manual_seed(5), progress=False, record=[30, 10, 1])
     torch.testing.assert_close(a, r.x0)
     assert r.steps == [30, 10, 1] and r.xt.shape == (3, 4, 3) and r.pred_x0.shape == (3, 4, 3)
     # the x0 prediction at t = 1 is the last step's mean (no noise is added at t = 1)
@@ -141,7 +141,7 @@ def test_sampling_is_seeded_and_records_progressive_predictions():
 def test_sampling_from_an_intermediate_step():
     d = GaussianDiffusion(Schedule.linear(T=20, beta_1=1e-3, beta_T=0.2), clip_denoised=False)
     xs = torch.zeros(3, 2)
-    out = d.sample(lambda x, t: torch.zeros_like(x), (3, 2), x_start=xs, t_start=1, progress=False)
+    out = sample(lambda x, t: torch.zeros_like(x), d, (3, 2), x_start=xs, t_start=1, progress=False)
     torch.testing.assert_close(out, xs / d.schedule.alphas[1].sqrt().float())
 
 
@@ -158,20 +158,20 @@ def test_golden_sampling_run_on_tiny_seeded_model():
 
     d = GaussianDiffusion(Schedule.linear(20, 1e-3, 0.2), clip_denoised=False)
     with torch.no_grad():
-        x = d.sample(model, (3, 2), generator=torch.Generator().manual_seed(0), progress=False)
+        x = sample(model, d, (3, 2), generator=torch.Generator().manual_seed(0), progress=False)
     torch.testing.assert_close(x, torch.tensor(GOLDEN_SAMPLES), rtol=1e-4, atol=1e-4)
 
 
 def test_loss_simple_with_oracle_equals_closed_form_minimum():
     m, s = 0.1, 0.4
     d = GaussianDiffusion(Schedule.linear())
-    model = gaussian_oracle(d, m, s)
+    model = gaussian_eps_oracle(d.schedule, m, s)
     g = torch.Generator().manual_seed(2)
     n = 50_000
     for t_val in [1, 50, 300, 1000]:
         x0 = m + s * torch.randn(n, 1, generator=g, dtype=torch.float64)
         t = torch.full((n,), t_val)
-        per = d.loss_simple(model, x0, t=t, generator=g, reduction="none")
+        per = loss(d, model, x0, t=t, generator=g, reduction="none")
         ab = d.schedule.alpha_bars[t_val].item()
         expected = 1 - (1 - ab) / (ab * s * s + 1 - ab)  # Var(eps | x_t), the irreducible error
         assert abs(per.mean().item() - expected) < 5 * per.std().item() / math.sqrt(n) + 1e-9
@@ -186,7 +186,7 @@ def test_loss_simple_targets_per_parameterization():
         xt = d.q_sample(x0, t, noise)
         target = {"eps": noise, "x0": x0, "mean": d.q_posterior(x0, xt, t)[0]}[p]
         perfect = lambda x, tt, target=target: target
-        assert d.loss_simple(perfect, x0, t=t, noise=noise).item() < 1e-10
+        assert loss(d, perfect, x0, t=t, noise=noise).item() < 1e-10
 
 
 def test_bad_inputs_raise_clear_errors():
@@ -217,6 +217,6 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="model output"):
         d.p_mean_variance(lambda x, t: torch.zeros(5), x, 3)
     with pytest.raises(ValueError, match="t_start"):
-        d.sample(lambda x, t: x, (2, 3), t_start=11, progress=False)
+        sample(lambda x, t: x, d, (2, 3), t_start=11, progress=False)
     with pytest.raises(ValueError, match="record"):
-        d.sample(lambda x, t: x, (2, 3), record=[0], progress=False)
+        sample(lambda x, t: x, d, (2, 3), record=[0], progress=False)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddpm_core.nn import (PRESETS, MLPConfig, MLPDenoiser, UNet, UNetConfig, build_model, count_parameters,
+from ddpm_core.nn import (NETWORKS, MLPConfig, MLPDenoiser, UNet, UNetConfig, build_model, count_parameters,
                           timestep_embedding)
 from ddpm_core.nn.layers import Upsample
 
@@ -29,10 +29,10 @@ def _meta_model(preset: str, **overrides):
 
 
 def test_every_preset_has_a_pinned_count():
-    assert set(PARAM_COUNTS) == set(PRESETS)
+    assert set(PARAM_COUNTS) == set(NETWORKS)
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("preset", sorted(NETWORKS))
 def test_parameter_counts(preset):
     assert count_parameters(_meta_model(preset)) == PARAM_COUNTS[preset]
 
@@ -193,7 +193,7 @@ def test_bad_unet_config(kwargs, match):
 def test_unknown_preset_lists_the_allowed_names():
     with pytest.raises(ValueError) as err:
         build_model("imagenet")
-    for name in PRESETS:
+    for name in NETWORKS:
         assert name in str(err.value)
 
 

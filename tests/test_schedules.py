@@ -1,11 +1,12 @@
 """Schedules: golden values of the paper's constants, closed forms, and bad input."""
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from ddpm_core.schedules import SCHEDULES, Schedule, cosine_betas, linear_betas, quadratic_betas
+from ddpm_core.schedules import SCHEDULES, Schedule, cosine_betas, gather, linear_betas, quadratic_betas
 
 
 def test_linear_schedule_golden_values():
@@ -94,11 +95,33 @@ def test_check_t_and_gather():
         s.check_t(torch.tensor([1.0]))
     s.check_t(torch.tensor([0, 10]), allow_zero=True)
     x = torch.zeros(3, 2, 4, 4)
-    g = s.gather("alpha_bars", torch.tensor([1, 5, 10]), x)
+    g = s.gather(s.alpha_bars, torch.tensor([1, 5, 10]), x)
     assert g.shape == (3, 1, 1, 1) and g.dtype == torch.float32
-    assert g[1].item() == pytest.approx(s.alpha_bars[5].item(), rel=1e-6)
+    assert g[1].item() == pytest.approx(float(torch.prod(1 - torch.linspace(1e-4, 0.02, 10, dtype=torch.float64)[:5])),
+                                        rel=1e-6)
+    assert torch.equal(gather(s.betas, torch.tensor([2, 2, 9]), x).flatten(), s.betas[[2, 2, 9]].float())
     with pytest.raises(ValueError, match="shape"):
-        s.gather("alpha_bars", torch.tensor([1, 2]), x)
+        s.gather(s.alpha_bars, torch.tensor([1, 2]), x)
+    with pytest.raises(TypeError, match="1-D tensor"):
+        gather([0.1, 0.2], torch.tensor([1, 1, 1]), x)
+
+
+def test_gather_by_name_still_works_during_migration_but_warns():
+    s = Schedule.linear(T=10)
+    x, t = torch.zeros(3, 2), torch.tensor([1, 5, 10])
+    with pytest.warns(DeprecationWarning, match=r"schedule.gather\(schedule.alpha_bars"):
+        by_name = s.gather("alpha_bars", t, x)
+    assert torch.equal(by_name, s.gather(s.alpha_bars, t, x))
+    with pytest.raises(ValueError, match="unknown schedule table"):
+        s.gather("T", t, x)
+
+
+def test_schedule_is_a_frozen_dataclass_of_plain_tensors():
+    s = Schedule.linear(T=10)
+    s.gather(s.alpha_bars, torch.tensor([1]), torch.zeros(1, 2))
+    assert "_device_cache" not in vars(s)                       # no hidden state behind the frozen fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.betas = torch.zeros(11)
 
 
 def test_T_equals_one_is_valid():

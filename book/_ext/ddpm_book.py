@@ -53,7 +53,8 @@ logger = logging.getLogger(__name__)
 
 API_PACKAGE = "ddpm_core"
 # Layers of ddpm_core from low to high; the API page lists modules in this order, then any others.
-LAYER_ORDER = ("schedules", "diffusion", "losses", "likelihood", "nn", "data", "metrics", "sampling", "train", "cli")
+LAYER_ORDER = ("schedules", "diffusion", "losses", "likelihood", "objectives", "samplers", "nn", "train", "data",
+               "metrics", "convert", "viz", "exercises", "oracles", "symbolic", "provenance", "cli")
 
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_FILE = "tex-svg-full.js"  # TeX input, SVG output (no font files needed), all TeX extensions

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from .digits import load_digits
-from .images import ArrayImageDataset, ImageFolderDataset, RandomHorizontalFlip
+from .images import ArrayImageDataset, ImageFolderDataset, RandomHorizontalFlip, to_levels
 from .loader import mix_seed
 from .paths import data_home
 from .readers import read_cifar10, read_mnist
@@ -57,7 +57,7 @@ def make_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
     ds: Dataset
     if name == "digits":
         images, labels = load_digits(split).tensors
-        levels = torch.round((images + 1) * 127.5).to(torch.uint8)  # exact: digits are stored on 8-bit levels
+        levels = to_levels(images)  # exact: digits are stored on 8-bit levels
         ds = ArrayImageDataset(levels, labels, image_size)
     elif name == "cifar10":
         ds = ArrayImageDataset(*read_cifar10(base, split, download=download), image_size=image_size)

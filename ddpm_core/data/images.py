@@ -16,7 +16,8 @@ from torch.utils.data import Dataset
 
 from .loader import fetch_batch, mix_seed
 
-__all__ = ["IMAGE_EXTENSIONS", "to_unit_range", "ArrayImageDataset", "ImageFolderDataset", "RandomHorizontalFlip"]
+__all__ = ["IMAGE_EXTENSIONS", "to_unit_range", "to_levels", "ArrayImageDataset", "ImageFolderDataset",
+           "RandomHorizontalFlip"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -24,6 +25,14 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 def to_unit_range(levels: torch.Tensor) -> torch.Tensor:
     """8-bit levels 0..255 (uint8, any shape) -> float32 in [-1, 1]: ``q / 127.5 - 1``."""
     return levels.to(torch.float32) / 127.5 - 1
+
+
+def to_levels(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`to_unit_range`: data in [-1, 1] -> the nearest 8-bit level, ``round((x + 1) * 127.5)``
+    as uint8, clipped to 0..255 (any shape). Exact on the grid: ``to_levels(to_unit_range(q)) == q``."""
+    if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
+        raise TypeError(f"x must be a floating-point tensor in [-1, 1], got {getattr(x, 'dtype', type(x).__name__)}")
+    return torch.round((x + 1) * 127.5).clamp(0, 255).to(torch.uint8)
 
 
 def _resize_levels(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:

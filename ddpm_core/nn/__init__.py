@@ -5,8 +5,8 @@ shaped like x_t.
 """
 from .layers import timestep_embedding
 from .mlp import MLPConfig, MLPDenoiser
-from .presets import PRESETS, build_model, count_parameters
+from .presets import NETWORKS, build_model, count_parameters
 from .unet import UNet, UNetConfig
 
-__all__ = ["UNet", "UNetConfig", "MLPDenoiser", "MLPConfig", "PRESETS", "build_model", "count_parameters",
+__all__ = ["UNet", "UNetConfig", "MLPDenoiser", "MLPConfig", "NETWORKS", "build_model", "count_parameters",
            "timestep_embedding"]

@@ -1,4 +1,6 @@
-"""Named network configurations and the factory :func:`build_model`.
+"""Named network configurations (``NETWORKS``) and the factory :func:`build_model`.
+
+(The training recipes are ``ddpm_core.train.PRESETS``; each names one of these networks in its ``model`` field.)
 
 ``cifar10`` and ``celebahq256``/``lsun256`` are the paper's networks (App. B: 35.7M and 114M parameters); the
 others are small versions of the same design for data that trains on a laptop CPU.
@@ -12,12 +14,12 @@ from torch import nn
 from .mlp import MLPConfig, MLPDenoiser
 from .unet import UNet, UNetConfig
 
-__all__ = ["PRESETS", "build_model", "count_parameters"]
+__all__ = ["NETWORKS", "build_model", "count_parameters"]
 
 _PAPER_256 = UNetConfig(image_size=256, ch=128, ch_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2,
                         attn_resolutions=(16,), dropout=0.0)
 
-PRESETS: dict[str, UNetConfig | MLPConfig] = {
+NETWORKS: dict[str, UNetConfig | MLPConfig] = {
     # The paper's CIFAR-10 model (official run_cifar.py, "unet2d16b2"): 35,746,307 parameters.
     "cifar10": UNetConfig(image_size=32, in_channels=3, out_channels=3, ch=128, ch_mult=(1, 2, 2, 2),
                           num_res_blocks=2, attn_resolutions=(16,), dropout=0.1),
@@ -37,19 +39,20 @@ PRESETS: dict[str, UNetConfig | MLPConfig] = {
 }
 
 
-def build_model(preset: str, **overrides) -> UNet | MLPDenoiser:
-    """The network of a named preset, with fields of its config replaced by ``overrides``.
+def build_model(name: str, **overrides) -> UNet | MLPDenoiser:
+    """The network ``name`` (a key of ``NETWORKS``; "cifar10" is the paper's 35.7M-parameter U-Net, App. B), with
+    fields of its config replaced by ``overrides``. Called as ``model(x_t, t)`` with t of shape (B,) in 1..T.
 
     >>> build_model("cifar10", dropout=0.0)          # a UNet
     >>> build_model("toy2d", width=64)               # an MLPDenoiser
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; allowed: {sorted(PRESETS)}")
-    base = PRESETS[preset]
+    if name not in NETWORKS:
+        raise ValueError(f"unknown network {name!r}; allowed: {sorted(NETWORKS)}")
+    base = NETWORKS[name]
     fields = {f.name for f in dataclasses.fields(base)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(f"unknown override(s) {unknown} for preset {preset!r}; allowed: {sorted(fields)}")
+        raise ValueError(f"unknown override(s) {unknown} for network {name!r}; allowed: {sorted(fields)}")
     config = dataclasses.replace(base, **overrides)
     return UNet(config) if isinstance(config, UNetConfig) else MLPDenoiser(config)
 

@@ -33,7 +33,6 @@ from torch import nn
 from ..atomic import atomic_copy, atomic_save  # noqa: F401 - re-exported: the one atomic-write implementation
 from ..diffusion import GaussianDiffusion
 from ..nn import build_model
-from ..schedules import Schedule
 from .config import TrainConfig
 
 __all__ = ["FORMAT", "CheckpointError", "atomic_save", "read_checkpoint", "build_diffusion", "build_network",
@@ -191,10 +190,9 @@ def model_data_shape(model: nn.Module, config: TrainConfig) -> tuple[int, ...]:
 
 def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
     """The :class:`GaussianDiffusion` a config trains and samples with."""
-    kwargs = {} if config.schedule == "cosine" else {"beta_1": config.beta_1, "beta_T": config.beta_T}
-    schedule = Schedule.from_name(config.schedule, T=config.T, **kwargs)
-    return GaussianDiffusion(schedule, parameterization=config.parameterization, variance=config.variance,
-                             clip_denoised=config.clip_denoised)
+    return GaussianDiffusion.from_settings(schedule=config.schedule, T=config.T, beta_1=config.beta_1,
+                                           beta_T=config.beta_T, parameterization=config.parameterization,
+                                           variance=config.variance, clip_denoised=config.clip_denoised)
 
 
 def build_network(config: TrainConfig) -> nn.Module:

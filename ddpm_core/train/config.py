@@ -16,12 +16,14 @@ from typing import Any, Optional
 from ..data import DATASET_NAMES, TOY_NAMES
 from ..diffusion import PARAMETERIZATIONS, VARIANCES
 from ..likelihood import DECODERS
-from ..nn import PRESETS as MODEL_PRESETS
+from ..objectives import OBJECTIVES
+from ..nn import NETWORKS as MODEL_PRESETS
 from ..schedules import SCHEDULES
 
-__all__ = ["LOSSES", "RUNTIME_FIELDS", "TrainConfig", "PRESETS", "get_preset", "config_hash"]
+__all__ = ["LOSSES", "RUNTIME_FIELDS", "FIELD_HELP", "FIELD_CHOICES", "TrainConfig", "PRESETS", "get_preset",
+           "config_hash"]
 
-LOSSES = ("simple", "vlb")
+LOSSES = OBJECTIVES  # "simple" (Eq. 14), "vlb" (Eq. 5), "hybrid": see ddpm_core.loss
 # Fields that change how a run is executed or reported, not what it computes: they may differ between a
 # checkpoint and the run that resumes it, and they are left out of the cache key of ``train_or_load``.
 RUNTIME_FIELDS = ("device", "bf16", "channels_last", "compile", "num_workers", "data_dir", "log_every",
@@ -32,28 +34,9 @@ RUNTIME_FIELDS = ("device", "bf16", "channels_last", "compile", "num_workers", "
 class TrainConfig:
     """Everything that defines a training run (saved, as JSON, inside every checkpoint).
 
-    What is trained:
-        name: label of the run (the preset's name). model: a ``ddpm_core.nn`` preset; model_overrides: fields of
-        its config to replace (e.g. ``{"dropout": 0.0}``). data: a ``ddpm_core.data`` data set name; data_dir: its
-        folder (default ``$DDPM_CORE_DATA/<name>``); image_size: resize to this side; flip: random horizontal flips;
-        toy_size: points drawn for a 2-D toy.
-    Diffusion (Sec. 2-4):
-        schedule, T, beta_1, beta_T: the variance schedule (beta_1/beta_T unused by "cosine");
-        parameterization: "eps" (Eq. 11), "x0" or "mean"; loss: "simple" (L_simple, Eq. 14) or "vlb" (the bound
-        L, Eq. 5); variance: sigma_t^2 for sampling, "beta" or "beta_tilde"; clip_denoised: clip x_0 predictions
-        to [-1, 1] while sampling; decoder: L_0 for "vlb" and bits/dim, "discretized" (Eq. 13, 8-bit images) or
-        "gaussian" (continuous data).
-    Optimisation (App. B):
-        steps, batch_size (global, over all processes), lr (Adam), adam_betas, adam_eps, weight_decay,
-        warmup_steps (linear warmup of the learning rate), grad_clip (global-norm clipping; 0 = none),
-        ema_decay, ema_warmup (use min(decay, (1 + n) / (10 + n)) at update n, for short runs), seed.
-    Runtime (``RUNTIME_FIELDS``):
-        device ("auto" = CUDA if available, else CPU), bf16 (autocast on CUDA), channels_last, compile
-        (torch.compile), num_workers (data loader processes), log_every, sample_every (PNG grid of EMA samples
-        every N steps and at the end; 0 = none), sample_steps (0 = all T steps of Algorithm 2; S < T = strided
-        ancestral sampling over S of them, cheaper), ckpt_every (0 = only at the end), keep_every (also keep
-        ckpt_<step>.pt every N steps; 0 = only latest.pt), n_samples (images in the grid / points in the
-        scatter plot), progress (tqdm bar).
+    Each field is documented in ``FIELD_HELP`` (listed below); the ``ddpm train`` command line is generated from
+    the fields, their types, ``FIELD_HELP`` and ``FIELD_CHOICES``. Runtime fields (``RUNTIME_FIELDS``) may change
+    when a run is resumed and do not enter the cache key.
     """
 
     name: str = "custom"
@@ -199,6 +182,63 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig field(s) {unknown}; allowed: {sorted(d)}")
         d.update(changes)
         return TrainConfig(**d)
+
+
+# The documentation of every TrainConfig field: the source of the class's docstring and of ``ddpm train --help``.
+FIELD_HELP: dict[str, str] = {
+    # what is trained
+    "name": "label of the run (a preset's name)",
+    "model": "the network, a key of ddpm_core.nn.NETWORKS",
+    "model_overrides": "fields of the network's config to replace, e.g. {\"dropout\": 0.0}",
+    "data": "data set name (cifar10, mnist, digits, folder or a 2-D toy)",
+    "data_dir": "folder holding the data set's files (default $DDPM_CORE_DATA/<data>)",
+    "image_size": "resize images to this side",
+    "flip": "random horizontal flips of the training images",
+    "toy_size": "points drawn for a 2-D toy data set",
+    # diffusion (Sec. 2-4)
+    "schedule": "variance schedule beta_1..beta_T (linear is the paper's, Sec. 4)",
+    "T": "number of diffusion steps T",
+    "beta_1": "first beta of the schedule (unused by cosine)",
+    "beta_T": "last beta of the schedule (unused by cosine)",
+    "parameterization": "what the network predicts: eps (Eq. 11), x0 or mean",
+    "loss": "objective: simple = L_simple (Eq. 14), vlb = the true bound L (Eq. 5), hybrid = simple + 0.001 vlb",
+    "variance": "sampling variance sigma_t^2: beta or beta_tilde (Sec. 3.2)",
+    "clip_denoised": "clip x_0 predictions to [-1, 1] while sampling",
+    "decoder": "L_0 of the bound: discretized (Eq. 13, 8-bit images) or gaussian (continuous data)",
+    # optimisation (App. B)
+    "steps": "total optimizer steps",
+    "batch_size": "global batch size (split evenly over processes)",
+    "lr": "Adam learning rate",
+    "adam_betas": "Adam's beta_1 and beta_2",
+    "adam_eps": "Adam's epsilon",
+    "weight_decay": "Adam's weight decay",
+    "warmup_steps": "linear learning-rate warmup steps",
+    "grad_clip": "global gradient-norm clip (0 = off)",
+    "ema_decay": "EMA decay of the weights used for sampling",
+    "ema_warmup": "use min(decay, (1 + n) / (10 + n)) at EMA update n (for short runs)",
+    "seed": "seed of weights, data order and noise",
+    # runtime
+    "device": "auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ...",
+    "bf16": "bfloat16 autocast on CUDA (CPUs train in float32)",
+    "channels_last": "channels_last memory format on CUDA",
+    "compile": "torch.compile the network",
+    "num_workers": "data loader worker processes",
+    "log_every": "steps between metrics lines",
+    "sample_every": "steps between sample grids (also one at the end; 0 = none)",
+    "sample_steps": "steps of the sampler for those grids (0 = all T, Algorithm 2; fewer = strided)",
+    "ckpt_every": "steps between checkpoints (0 = only at the end)",
+    "keep_every": "also keep ckpt_<step>.pt every N steps (0 = only latest.pt)",
+    "n_samples": "images in each sample grid (points in the scatter plot)",
+    "progress": "show a progress bar",
+}
+
+# Fields with a fixed set of values.
+FIELD_CHOICES: dict[str, tuple] = {"model": tuple(MODEL_PRESETS), "data": tuple(DATASET_NAMES),
+                                   "schedule": tuple(SCHEDULES), "parameterization": PARAMETERIZATIONS,
+                                   "loss": LOSSES, "variance": VARIANCES, "decoder": DECODERS}
+
+TrainConfig.__doc__ = (TrainConfig.__doc__ or "") + "\n    Fields:\n" + "".join(
+    f"        {f.name}: {FIELD_HELP.get(f.name, '(undocumented)')}\n" for f in dataclasses.fields(TrainConfig))
 
 
 def config_hash(config: TrainConfig, length: int = 12) -> str:

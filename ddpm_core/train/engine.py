@@ -28,7 +28,8 @@ from tqdm import tqdm
 from ..atomic import atomic_append_text, atomic_copy, atomic_save, atomic_write_text, check_writable, remove_orphan_tmp
 from ..data import fetch_batch, infinite_loader, make_dataset
 from ..data.loader import mix_seed
-from ..likelihood import prior_bpd, vb_term_bpd
+from ..objectives import loss as objective_loss
+from ..samplers import sample as draw_samples
 from . import distributed
 from .checkpoint import (FORMAT, CheckpointError, build_diffusion, build_network, checkpoint_checksums,
                          checkpoint_config, load_weights, model_data_shape, read_checkpoint)
@@ -83,7 +84,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 class Trainer:
-    """Trains ``config`` (a :class:`TrainConfig`); see the module docstring.
+    """Trains ``config`` (a :class:`TrainConfig`) with Algorithm 1 and App. B's recipe; see the module docstring.
 
     out_dir: run folder for latest.pt, ckpt_<step>.pt, config.json, metrics.jsonl and samples/ (None: nothing is
     written; useful in tests and notebooks). resume: continue from ``out_dir/latest.pt`` when it exists; without
@@ -187,14 +188,10 @@ class Trainer:
         return t, noise
 
     def loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """The training objective on a batch, a scalar mean over examples: L_simple (Eq. 14) or the bound L
-        (Eq. 5) in bits/dim, estimated with one t per example."""
-        d = self.diffusion
-        if self.config.loss == "simple":
-            return d.loss_simple(self.train_model, x0, t=t, noise=noise)
-        xt = d.q_sample(x0, t, noise)
-        term = vb_term_bpd(d, self.train_model, x0, xt, t, clip_denoised=False, decoder=self.config.decoder)["term"]
-        return (prior_bpd(d, x0) + d.T * term).mean()
+        """The training objective ``config.loss`` on a batch (see :func:`ddpm_core.loss`), a scalar mean over
+        examples: L_simple (Eq. 14), the bound L (Eq. 5) in bits/dim, or their hybrid, one t per example."""
+        return objective_loss(self.diffusion, self.train_model, x0, objective=self.config.loss, t=t, noise=noise,
+                              decoder=self.config.decoder)
 
     def train_step(self) -> torch.Tensor:
         """One optimizer step; returns the loss (a tensor, not synchronised)."""
@@ -318,12 +315,10 @@ class Trainer:
             raise RuntimeError("samples are drawn on the main process (rank 0), which holds the EMA weights")
         n = self.config.n_samples if n is None else n
         g = torch.Generator(device=self.device).manual_seed(self.config.seed if seed is None else seed)
-        diffusion, model = self.diffusion, self.ema.shadow
-        if 0 < self.config.sample_steps < diffusion.T:
-            from ..samplers import respace, strided_timesteps
-            diffusion, model = respace(diffusion, model, strided_timesteps(diffusion.T, self.config.sample_steps))
+        steps = self.config.sample_steps if 0 < self.config.sample_steps < self.diffusion.T else None
         with self._autocast():
-            x = diffusion.sample(model, (n, *self.data_shape), generator=g, device=self.device, progress=progress)
+            x = draw_samples(self.ema.shadow, self.diffusion, (n, *self.data_shape), steps=steps, generator=g,
+                             device=self.device, progress=progress)
         return x.float().cpu()
 
     def save_samples(self) -> Optional[Path]:
