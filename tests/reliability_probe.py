@@ -217,7 +217,8 @@ def build_cases(ctx: Context) -> list[Case]:
     from ddpm_core.likelihood import bits_per_dim
     from ddpm_core.losses import nats_to_bits_per_dim, normal_kl
     from ddpm_core.nn import build_model
-    from ddpm_core.samplers import ddim_sample
+    from ddpm_core.objectives import loss
+    from ddpm_core.samplers import sample
     from ddpm_core.schedules import Schedule
 
     d = _tiny_diffusion()
@@ -242,7 +243,7 @@ def build_cases(ctx: Context) -> list[Case]:
         "t ")
     lib("U-Net called with t = 2.5",
         lambda: build_model("digits")(torch.zeros(2, 1, 8, 8), torch.full((2,), 2.5)), "t ")
-    lib("loss_simple with batch size 0", lambda: d.loss_simple(_zero, torch.zeros(0, 1, 4, 4)), "x0", "batch")
+    lib("loss_simple with batch size 0", lambda: loss(d, _zero, torch.zeros(0, 1, 4, 4)), "x0", "batch")
     lib("q_sample with a 0-d x0", lambda: d.q_sample(torch.tensor(0.5), 3), "x0", "batch dimension")
     lib("float64 input to a float32 network",
         lambda: build_model("toy2d")(torch.zeros(3, 2, dtype=torch.float64), torch.ones(3, dtype=torch.long)),
@@ -252,12 +253,12 @@ def build_cases(ctx: Context) -> list[Case]:
     lib("normal_kl with mismatched shapes",
         lambda: normal_kl(torch.zeros(3), torch.zeros(4), torch.zeros(3), torch.zeros(3)), "shapes", "(4,)")
     lib('Schedule("0.1,0.2")', lambda: Schedule("0.1,0.2"), "betas", "string")
-    lib("DDIM with eta = nan", lambda: ddim_sample(d, _zero, (2, 1, 4, 4), num_steps=5, eta=float("nan"),
-                                                   progress=False), "eta")
-    lib("sampling from a model that returns NaN", lambda: d.sample(_nan, (2, 1, 4, 4), progress=False),
+    lib("DDIM with eta = nan", lambda: sample(_zero, d, (2, 1, 4, 4), sampler="ddim", steps=5,
+                                                   eta=float("nan")), "eta")
+    lib("sampling from a model that returns NaN", lambda: sample(_nan, d, (2, 1, 4, 4)),
         "model's output", "non-finite", "step t")
     lib("DDIM from a model that returns NaN",
-        lambda: ddim_sample(d, _nan, (2, 1, 4, 4), num_steps=5, progress=False), "model's output", "non-finite")
+        lambda: sample(_nan, d, (2, 1, 4, 4), sampler="ddim", steps=5), "model's output", "non-finite")
 
     # -- training options (TrainConfig checks them for code, JSON and the command line alike)
     def cfg(**kw):

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import ddpm_core
 from ddpm_core import GaussianDiffusion, Schedule
 from ddpm_core.exercises import ExerciseFailed, check_ancestral_step, check_final_variance
 
@@ -38,7 +39,7 @@ def test_final_variance_matches_sampling():
     sched = Schedule.linear(T=50, beta_1=2e-3, beta_T=0.4)
     d = GaussianDiffusion(sched, variance="beta_tilde", clip_denoised=False)
     model = lambda x, t: (1 - sched.alpha_bars[t]).sqrt()[:, None] * x  # noqa: E731 - eps* for N(0, I) data
-    x = d.sample(model, (200_000, 1), generator=torch.Generator().manual_seed(0), progress=False)
+    x = ddpm_core.sample(model, d, (200_000, 1), generator=torch.Generator().manual_seed(0), progress=False)
     exact = final_variance(sched.alphas, sched.beta_tildes).item()
     assert abs(x.double().var().item() - exact) < 0.01
 

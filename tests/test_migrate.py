@@ -20,8 +20,9 @@ x = diffusion.sample(model, (4, 2), generator=torch.Generator().manual_seed(0),
 y = ddim_sample(diffusion, model, (4, 2), num_steps=5, eta=0.0, x_start=x)
 l1 = diffusion.loss_simple(model, x, torch.tensor([1, 2, 3, 4]), reduction="none")
 l2 = loss_vlb(diffusion, model, x.clamp(-1, 1), decoder="gaussian")
-b = diffusion.bits_per_dim(model, x.clamp(-1, 1), progress=False)
-c = bits_per_dim(diffusion, model, x.clamp(-1, 1), progress=False)
+xq = ((x.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+b = diffusion.bits_per_dim(model, xq, progress=False)
+c = bits_per_dim(diffusion, model, xq, progress=False)
 samples = trainer.sample(10)
 '''
 
@@ -38,9 +39,9 @@ def test_rewrites_every_0_1_spelling():
     assert 'y = ddpm_core.sample(model, diffusion, (4, 2), sampler="ddim", steps=5, eta=0.0, x_start=x)' in new
     assert 'l1 = ddpm_core.loss(diffusion, model, x, t=torch.tensor([1, 2, 3, 4]), reduction="none")' in new
     assert 'l2 = ddpm_core.loss(diffusion, model, x.clamp(-1, 1), objective="vlb", decoder="gaussian")' in new
-    assert ("b = ddpm_core.bits_per_dim(diffusion, model, x.clamp(-1, 1), progress=False, "
+    assert ("b = ddpm_core.bits_per_dim(diffusion, model, xq, progress=False, "
             "clip_denoised=diffusion.clip_denoised)") in new
-    assert ("c = bits_per_dim(diffusion, model, x.clamp(-1, 1), progress=False, "
+    assert ("c = bits_per_dim(diffusion, model, xq, progress=False, "
             "clip_denoised=diffusion.clip_denoised)") in new
     assert "samples = trainer.sample(10)" in new                       # Trainer.sample is not the diffusion's
     assert migrate._add_import([new])[0].startswith("import ddpm_core\n")

@@ -7,7 +7,7 @@ import torch
 
 from ._checker import Case, Mistake, check_expression, check_function
 
-__all__ = ["check_gaussian_kl", "check_best_reverse_variance", "best_variance_symbols"]
+__all__ = ["check_gaussian_kl_std", "check_best_reverse_variance", "best_variance_symbols"]
 
 
 def _kl_reference(m1, s1, m2, s2):
@@ -38,7 +38,7 @@ def _kl_cases() -> list[Case]:
     return cases
 
 
-def check_gaussian_kl(student) -> bool:
+def check_gaussian_kl_std(student) -> bool:
     """Exercise (chapter 5): ``gaussian_kl(m1, s1, m2, s2)`` returns KL(N(m1, s1^2) || N(m2, s2^2)) elementwise,
     where ``s1``, ``s2`` are standard deviations (tensors of one shape)."""
     mistakes = [
@@ -51,7 +51,7 @@ def check_gaussian_kl(student) -> bool:
         Mistake(lambda m1, s1, m2, s2: 0.5 * (torch.log(s1**2 / s2**2) + (s2**2 + (m1 - m2) ** 2) / s1**2 - 1),
                 "you computed KL(q || p): the expectation is under the first Gaussian, so divide by s2^2."),
     ]
-    return check_function("check_gaussian_kl", student, _kl_reference, _kl_cases(), mistakes=mistakes,
+    return check_function("check_gaussian_kl_std", student, _kl_reference, _kl_cases(), mistakes=mistakes,
                           rtol=1e-7, atol=1e-10,
                           hint="KL = 1/2 [log(s2^2 / s1^2) + (s1^2 + (m1 - m2)^2) / s2^2 - 1] (Eq. eq-kl-1d).")
 
