@@ -1,16 +1,14 @@
 """Chapter 14 checkers: the reference solutions pass; plausible wrong answers fail with the hint aimed at them."""
 import pytest
 
-from ddpm_core.exercises import ExerciseFailed, check_resblock_params, check_training_hours
+from ddpm_core.exercises import ExerciseFailed, check_attention_params, check_training_hours
 
 
-def resblock_params(c_in, c_out, temb_dim):
-    conv1 = 9 * c_in * c_out + c_out
-    temb = temb_dim * c_out + c_out
-    conv2 = 9 * c_out * c_out + c_out
-    norms = 2 * c_in + 2 * c_out
-    skip = c_in * c_out + c_out if c_in != c_out else 0
-    return conv1 + temb + conv2 + norms + skip
+def attention_params(channels):
+    norm = 2 * channels                          # GroupNorm: a scale and a shift per channel
+    qkv = 3 * (channels * channels + channels)   # 1x1 convolutions to q, k, v, with biases
+    proj = channels * channels + channels        # 1x1 output projection
+    return norm + qkv + proj
 
 
 def training_hours(steps, images_per_second, batch_size):
@@ -18,23 +16,26 @@ def training_hours(steps, images_per_second, batch_size):
 
 
 def test_solutions_pass(capsys):
-    assert check_resblock_params(resblock_params) and check_training_hours(training_hours)
+    assert check_attention_params(attention_params) and check_training_hours(training_hours)
     assert capsys.readouterr().out.count("correct") == 2
 
 
 @pytest.mark.parametrize("wrong, hint", [
-    (lambda c_in, c_out, temb_dim: resblock_params(c_in, c_out, temb_dim)
-     - (c_in * c_out + c_out if c_in != c_out else 0), "shortcut"),
-    (lambda c_in, c_out, temb_dim: resblock_params(c_in, c_out, temb_dim) - 2 * (c_in + c_out), "GroupNorm"),
-    (lambda c_in, c_out, temb_dim: resblock_params(c_in, c_out, temb_dim) - 3 * c_out
-     - (c_out if c_in != c_out else 0), "bias"),
-    (lambda c_in, c_out, temb_dim: resblock_params(c_in, c_out, temb_dim) - 6 * c_in * c_out - 6 * c_out * c_out,
-     "9 weights"),
+    (lambda channels: attention_params(channels) - channels * channels - channels, "proj_out"),
+    (lambda channels: attention_params(channels) - 2 * channels, "GroupNorm"),
+    (lambda channels: attention_params(channels) - 4 * channels, "bias"),
+    (lambda channels: attention_params(channels) - 2 * channels * channels - 2 * channels, "three separate"),
 ])
-def test_resblock_wrong_answers(wrong, hint):
+def test_attention_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseFailed) as err:
-        check_resblock_params(wrong)
+        check_attention_params(wrong)
     assert hint in err.value.hint
+
+
+def test_the_checker_counts_the_package_block():
+    # the reference is the package's AttnBlock, counted on the meta device: 4c^2 + 6c at the CIFAR-10 model's 256
+    from ddpm_core.exercises.ch14 import _attention_reference
+    assert _attention_reference(256) == 4 * 256**2 + 6 * 256 == 263_680
 
 
 @pytest.mark.parametrize("wrong, hint", [

@@ -1,57 +1,55 @@
-"""Checkers for chapter 14, reproducing the paper: the size of a residual block and the wall-clock time of a run."""
+"""Checkers for chapter 14, reproducing the paper: the size of an attention block and the wall-clock time of a run."""
 from __future__ import annotations
 
 import torch
 
-from ..nn.layers import ResBlock
+from ..nn.layers import AttnBlock
 from ._checker import Case, Mistake, check_function
 
-__all__ = ["check_resblock_params", "check_training_hours"]
+__all__ = ["check_attention_params", "check_training_hours"]
 
 
-def _resblock_reference(c_in, c_out, temb_dim):
+def _attention_reference(channels):
     with torch.device("meta"):
-        block = ResBlock(c_in, c_out, temb_dim)
+        block = AttnBlock(channels)
     return sum(p.numel() for p in block.parameters())
 
 
-def _formula(c_in, c_out, temb_dim, skip=True, bias=True, norm=True, k2=9):
-    n = k2 * c_in * c_out + k2 * c_out * c_out + temb_dim * c_out                  # two 3x3 convs, time projection
-    n += 3 * c_out if bias else 0                                                   # their biases
-    n += 2 * (c_in + c_out) if norm else 0                                          # GroupNorm scale and shift
-    if skip and c_in != c_out:
-        n += c_in * c_out + (c_out if bias else 0)                                  # 1x1 shortcut
+def _attention_formula(channels, qkv=3, proj=True, bias=True, norm=True):
+    c = channels
+    n = qkv * c * c + (qkv * c if bias else 0)                    # 1x1 projections to q, k, v
+    n += (c * c + (c if bias else 0)) if proj else 0              # 1x1 output projection
+    n += 2 * c if norm else 0                                     # GroupNorm scale and shift
     return n
 
 
-def _resblock_cases() -> list[Case]:
-    return [Case("the CIFAR-10 model's first level: c_in = c_out = 128, temb_dim = 512",
-                 {"c_in": 128, "c_out": 128, "temb_dim": 512}),
-            Case("a block that widens: c_in = 128, c_out = 256, temb_dim = 512",
-                 {"c_in": 128, "c_out": 256, "temb_dim": 512}),
-            Case("a block that narrows: c_in = 384, c_out = 256, temb_dim = 512",
-                 {"c_in": 384, "c_out": 256, "temb_dim": 512}),
-            Case("a small block: c_in = c_out = 32, temb_dim = 128", {"c_in": 32, "c_out": 32, "temb_dim": 128})]
+def _attention_cases() -> list[Case]:
+    return [Case("the CIFAR-10 model's 16x16 level: channels = 256", {"channels": 256}),
+            Case("the 256x256 models' 16x16 level: channels = 512", {"channels": 512}),
+            Case("a small block: channels = 64", {"channels": 64}),
+            Case("the smallest GroupNorm-compatible width: channels = 32", {"channels": 32})]
 
 
-def check_resblock_params(student) -> bool:
-    """Exercise: ``resblock_params(c_in, c_out, temb_dim)`` returns the parameter count of the U-Net's residual block
-    (``ddpm_core.nn.layers.ResBlock``: GroupNorm, 3x3 conv, time projection, GroupNorm, 3x3 conv, and a 1x1 shortcut
-    convolution when c_in != c_out; every convolution and linear layer has a bias)."""
+def check_attention_params(student) -> bool:
+    """Exercise: ``attention_params(channels)`` returns the parameter count of the U-Net's self-attention block
+    (``ddpm_core.nn.layers.AttnBlock``, App. B: "self-attention at 16x16"): a GroupNorm, 1x1 convolutions to q, k
+    and v, and a 1x1 output projection, each convolution with a bias. The checker counts the package's real block
+    (on the meta device)."""
     mistakes = [
-        Mistake(lambda c_in, c_out, temb_dim: _formula(c_in, c_out, temb_dim, skip=False),
-                "when c_in != c_out the shortcut is a 1x1 convolution (c_in * c_out weights and c_out biases)."),
-        Mistake(lambda c_in, c_out, temb_dim: _formula(c_in, c_out, temb_dim, bias=False),
-                "every convolution and the time projection have a bias (c_out each)."),
-        Mistake(lambda c_in, c_out, temb_dim: _formula(c_in, c_out, temb_dim, norm=False),
-                "each GroupNorm has a learned scale and shift per channel: 2 * channels parameters."),
-        Mistake(lambda c_in, c_out, temb_dim: _formula(c_in, c_out, temb_dim, k2=3),
-                "a 3x3 convolution has 3 * 3 = 9 weights per input-output channel pair, not 3."),
+        Mistake(lambda channels: _attention_formula(channels, proj=False),
+                "the attention output goes through one more 1x1 convolution (proj_out: c^2 weights and c biases) "
+                "before it is added to x."),
+        Mistake(lambda channels: _attention_formula(channels, bias=False),
+                "every 1x1 convolution has a bias: 3c for q, k, v and c for the output projection."),
+        Mistake(lambda channels: _attention_formula(channels, norm=False),
+                "the block normalises its input first: GroupNorm has a scale and a shift per channel (2c)."),
+        Mistake(lambda channels: _attention_formula(channels, qkv=1),
+                "q, k and v are three separate projections of the normalised input (3c^2 weights), not one."),
     ]
-    return check_function("check_resblock_params", student, _resblock_reference, _resblock_cases(),
+    return check_function("check_attention_params", student, _attention_reference, _attention_cases(),
                           mistakes=mistakes, rtol=0.0, atol=0.0,
-                          hint="count conv1 (9 c_in c_out + c_out), the time projection (temb_dim c_out + c_out), "
-                               "conv2 (9 c_out^2 + c_out), two GroupNorms (2 c_in + 2 c_out) and the shortcut.")
+                          hint="count the GroupNorm (2c), the q, k, v projections (3c^2 + 3c) and the output "
+                               "projection (c^2 + c).")
 
 
 def _hours(steps, images_per_second, batch_size):
