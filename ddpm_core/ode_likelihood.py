@@ -1,0 +1,155 @@
+"""Exact log-likelihood through the probability-flow ODE (instantaneous change of variables).
+
+Along the ODE dx/ds = v(x, s) (Song et al. 2021, Eq. 13; :func:`ddpm_core.sde.probability_flow_drift`) the density
+obeys d log p_s(x_s) / ds = -div v(x_s, s) (Chen et al. 2018, Theorem 1), so
+
+    log p_{s_min}(x) = log p_1(x_1) + int_{s_min}^1 div v(x_s, s) ds,                 (Song et al. Eq. 39)
+
+with x_s the ODE solution started at x_{s_min} = x. ``torchdiffeq`` integrates x and the integral together with an
+adaptive solver. The divergence is exact (d autograd passes, for low dimension) or Hutchinson's estimate
+E_z[z^T (dv/dx) z] (Hutchinson 1989; Grathwohl et al. 2018), one vector-Jacobian product per probe, with the probes
+held fixed along the trajectory. With the exact score and the exact prior this is the exact log-density of the data
+up to solver tolerance.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from .schedules import Schedule
+from .sde import VPSDE, ScoreFn, as_score_fn, probability_flow_drift
+
+__all__ = ["divergence", "make_probes", "ODELikelihood", "ode_log_likelihood", "standard_normal_log_prob"]
+
+DIVERGENCES = ("exact", "hutchinson")
+PROBES = ("rademacher", "gaussian")
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over all but the batch dimension, shape (B,)."""
+    d = z[0].numel()
+    return -0.5 * (z.reshape(z.shape[0], -1) ** 2).sum(1) - 0.5 * d * math.log(2 * math.pi)
+
+
+def divergence(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, method: str = "exact",
+               probes: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """div fn at x: sum_i d fn_i / d x_i per example, shape (B,), for fn mapping (B, ...) -> (B, ...) row-wise.
+
+    ``method="exact"``: d reverse-mode passes (use for d up to ~100). ``"hutchinson"``: z^T J z averaged over
+    ``probes`` (shape (P, B, ...), E[z z^T] = I), an unbiased estimate (Hutchinson 1989). Returns a detached tensor.
+    """
+    return _value_and_divergence(fn, x, method, probes)[1]
+
+
+def _value_and_divergence(fn, x, method, probes):
+    """(fn(x) detached, div fn(x)) from one forward pass; see :func:`divergence`."""
+    if method not in DIVERGENCES:
+        raise ValueError(f"unknown method {method!r}; allowed: {list(DIVERGENCES)}")
+    if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.ndim < 1:
+        raise TypeError("x must be a floating tensor of shape (B, ...)")
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        y = fn(x)
+        if y.shape != x.shape:
+            raise ValueError(f"fn(x) must have x's shape {tuple(x.shape)}, got {tuple(y.shape)}")
+        if method == "exact":
+            if probes is not None:
+                raise ValueError("probes are only used with method='hutchinson'")
+            yf = y.reshape(x.shape[0], -1)
+            div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+            for i in range(yf.shape[1]):
+                g = torch.autograd.grad(yf[:, i].sum(), x, retain_graph=True)[0]
+                div = div + g.reshape(x.shape[0], -1)[:, i]
+            return y.detach(), div.detach()
+        if probes is None or probes.ndim != x.ndim + 1 or probes.shape[1:] != x.shape:
+            raise ValueError(f"method='hutchinson' needs probes of shape (P, *x.shape) = (P, {', '.join(map(str, x.shape))}), "
+                             f"got {None if probes is None else tuple(probes.shape)}")
+        est = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for p, z in enumerate(probes):
+            g = torch.autograd.grad(y, x, z.to(x), retain_graph=p < probes.shape[0] - 1)[0]
+            est = est + (g * z).reshape(x.shape[0], -1).sum(1)
+        return y.detach(), (est / probes.shape[0]).detach()
+
+
+def make_probes(shape: tuple, n: int, kind: str = "rademacher", generator: Optional[torch.Generator] = None,
+                dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """``n`` probe vectors of shape ``shape`` with E[z z^T] = I: Rademacher (+-1) or standard Gaussian. (n, *shape)."""
+    if kind not in PROBES:
+        raise ValueError(f"unknown probe kind {kind!r}; allowed: {list(PROBES)}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    z = torch.randn((n, *shape), generator=generator, dtype=dtype)
+    if kind == "rademacher":
+        z = z.sign()
+    return z.to(device)
+
+
+@dataclass
+class ODELikelihood:
+    """Result of :func:`ode_log_likelihood` (all shapes (B,), nats unless stated).
+
+    log_likelihood = prior_log_prob + delta_log_prob (Eq. 39 of Song et al.); z is x at s = 1 (B, ...);
+    nfe counts the velocity evaluations; bits_per_dim = -log_likelihood / (d ln 2) (no dequantisation offset).
+    """
+
+    log_likelihood: torch.Tensor
+    prior_log_prob: torch.Tensor
+    delta_log_prob: torch.Tensor
+    z: torch.Tensor
+    nfe: int
+
+    @property
+    def bits_per_dim(self) -> torch.Tensor:
+        d = self.z[0].numel()
+        return -self.log_likelihood / (d * math.log(2.0))
+
+
+def ode_log_likelihood(sde: VPSDE, model: Callable, x0: torch.Tensor, *, divergence_method: str = "exact",
+                       n_probes: int = 1, probe: str = "rademacher", s_min: float = 1e-5, rtol: float = 1e-5,
+                       atol: float = 1e-5, method: str = "dopri5",
+                       prior_log_prob: Callable[[torch.Tensor], torch.Tensor] = standard_normal_log_prob,
+                       parameterization: str = "score", schedule: Optional[Schedule] = None,
+                       generator: Optional[torch.Generator] = None) -> ODELikelihood:
+    """log p(x0) by the probability-flow ODE (Song et al. 2021, Eq. 39; Chen et al. 2018), per example.
+
+    x0: (B, ...) data points, integrated from s = ``s_min`` to 1 with ``torchdiffeq.odeint`` (``method``, ``rtol``,
+    ``atol``). ``model`` is a score function ``score(x, s)``, or an eps-model with ``parameterization="eps"`` and its
+    ``schedule``. ``prior_log_prob(z)`` -> (B,) is log p_1 (default N(0, I), Song et al.'s choice). The divergence
+    is ``"exact"`` or ``"hutchinson"`` with ``n_probes`` fixed ``probe`` vectors per example.
+    Returns an :class:`ODELikelihood`. ``s_min = 0`` is allowed when the score exists at s = 0.
+    """
+    from torchdiffeq import odeint
+
+    if not isinstance(sde, VPSDE):
+        raise TypeError(f"sde must be a VPSDE, got {type(sde).__name__}")
+    if not isinstance(x0, torch.Tensor) or not x0.dtype.is_floating_point or x0.ndim < 1:
+        raise TypeError("x0 must be a floating tensor of shape (B, ...)")
+    if divergence_method not in DIVERGENCES:
+        raise ValueError(f"unknown divergence_method {divergence_method!r}; allowed: {list(DIVERGENCES)}")
+    if not 0.0 <= s_min < 1.0:
+        raise ValueError(f"s_min must lie in [0, 1), got {s_min}")
+    if not (rtol > 0 and atol > 0):
+        raise ValueError(f"rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
+    score: ScoreFn = as_score_fn(model, parameterization=parameterization, schedule=schedule)
+    probes = None
+    if divergence_method == "hutchinson":
+        probes = make_probes(tuple(x0.shape), n_probes, probe, generator, x0.dtype, x0.device)
+    nfe = 0
+
+    def f(s: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal nfe
+        nfe += 1
+        x = state[0]
+        sb = s.detach().double().cpu().clamp(0.0, 1.0).expand(x.shape[0])
+        v = lambda y: probability_flow_drift(sde, score, y, sb)  # noqa: E731
+        return _value_and_divergence(v, x, divergence_method, probes)
+
+    times = torch.tensor([s_min, 1.0], dtype=x0.dtype, device=x0.device)
+    state0 = (x0.detach(), torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device))
+    xs, ints = odeint(f, state0, times, rtol=rtol, atol=atol, method=method)
+    z, delta = xs[-1], ints[-1]
+    prior = prior_log_prob(z)
+    return ODELikelihood(log_likelihood=prior + delta, prior_log_prob=prior, delta_log_prob=delta, z=z, nfe=nfe)

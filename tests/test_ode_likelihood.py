@@ -1,0 +1,113 @@
+"""Exact log-likelihood through the probability-flow ODE, against closed-form densities."""
+import math
+
+import pytest
+import torch
+
+from ddpm_core.mixtures import GaussianMixture
+from ddpm_core.ode_likelihood import divergence, make_probes, ode_log_likelihood, standard_normal_log_prob
+from ddpm_core.oracles import gaussian_eps_oracle
+from ddpm_core.schedules import Schedule
+from ddpm_core.sde import VPSDE, mixture_score
+
+
+def _exact_prior(gm, sde):
+    return lambda z: gm.log_prob(z, float(sde.alpha_bar(1.0)))
+
+
+def test_gaussian_data_exact_score_gives_the_exact_log_likelihood():
+    sde = VPSDE()
+    gm = GaussianMixture([1.0], [[0.0]], 2.0)
+    x0 = torch.linspace(-6, 6, 25, dtype=torch.float64)[:, None]
+    r = ode_log_likelihood(sde, mixture_score(gm, sde), x0, s_min=0.0, rtol=1e-6, atol=1e-6,
+                           prior_log_prob=_exact_prior(gm, sde))
+    exact = -0.5 * (x0[:, 0] / 2) ** 2 - math.log(2.0) - 0.5 * math.log(2 * math.pi)
+    assert (r.log_likelihood - exact).abs().max() < 1e-3
+    # Song et al.'s N(0, I) prior costs almost nothing here (alpha_bar(1) = 4e-5)
+    r2 = ode_log_likelihood(sde, mixture_score(gm, sde), x0, s_min=0.0, rtol=1e-6, atol=1e-6)
+    assert (r2.log_likelihood - exact).abs().max() < 1e-3
+    torch.testing.assert_close(r2.prior_log_prob, standard_normal_log_prob(r2.z))
+    assert r.nfe > 10
+
+
+def test_one_dim_mixture_with_exact_score():
+    gm = GaussianMixture([0.2, 0.5, 0.3], [-2.0, 0.0, 1.5], [0.3, 0.5, 0.2])
+    sde = VPSDE()
+    x0 = gm.sample(40, torch.Generator().manual_seed(0))
+    r = ode_log_likelihood(sde, mixture_score(gm, sde), x0, s_min=0.0, rtol=1e-6, atol=1e-6,
+                           prior_log_prob=_exact_prior(gm, sde))
+    assert (r.log_likelihood - gm.log_prob(x0)).abs().max() < 1e-3
+    # bits/dim is the same number in other units
+    torch.testing.assert_close(r.bits_per_dim, -r.log_likelihood / math.log(2.0))
+
+
+def test_two_dim_mixture_exact_and_hutchinson():
+    gm = GaussianMixture([0.4, 0.6], [[-1.0, 1.0], [1.0, -0.5]], [[0.4, 0.3], [0.5, 0.5]])
+    sde = VPSDE()
+    x0 = gm.sample(30, torch.Generator().manual_seed(1))
+    exact = gm.log_prob(x0)
+    r = ode_log_likelihood(sde, mixture_score(gm, sde), x0, s_min=0.0, rtol=1e-6, atol=1e-6,
+                           prior_log_prob=_exact_prior(gm, sde))
+    assert (r.log_likelihood - exact).abs().max() < 1e-3
+    h = ode_log_likelihood(sde, mixture_score(gm, sde), x0, s_min=0.0, divergence_method="hutchinson", n_probes=1,
+                           rtol=1e-5, atol=1e-5, prior_log_prob=_exact_prior(gm, sde),
+                           generator=torch.Generator().manual_seed(2))
+    err = h.log_likelihood - exact
+    # one fixed probe per example: noisy per example, unbiased on average
+    assert err.abs().max() > 1e-3
+    assert err.mean().abs() < 4 * err.std() / math.sqrt(err.numel())
+
+
+def test_eps_model_path_converges_to_the_exact_log_likelihood_as_T_grows():
+    gm = GaussianMixture([1.0], [[0.5]], 0.7)
+    x0 = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    err = {}
+    for T in (100, 1000):
+        sched = Schedule.linear(T, 1e-4 * 1000 / T, 0.02 * 1000 / T)  # the same beta(s) at both T
+        r = ode_log_likelihood(VPSDE.from_schedule(sched), gaussian_eps_oracle(sched, 0.5, 0.7), x0,
+                               parameterization="eps", schedule=sched, s_min=1e-3, rtol=1e-5, atol=1e-5)
+        err[T] = (r.log_likelihood - gm.log_prob(x0)).abs().max().item()
+    # the eps-model is only known at t = 1..T (nearest-t lookup): error O(1/T), measured 0.115 and 0.020 nats
+    assert err[1000] < 0.03 and err[100] / err[1000] > 3, err
+
+
+def test_hutchinson_is_unbiased_for_the_divergence():
+    A = torch.tensor([[1.0, 2.0, 0.0], [-0.5, 0.3, 1.0], [0.2, 0.0, -2.0]], dtype=torch.float64)
+    fn = lambda x: torch.tanh(x @ A.T) + x**2  # noqa: E731
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = divergence(fn, x)
+    # independent: the Jacobian's trace from torch.autograd.functional.jacobian
+    jac = torch.stack([torch.autograd.functional.jacobian(lambda y: fn(y[None])[0], xi) for xi in x])
+    torch.testing.assert_close(exact, jac.diagonal(dim1=1, dim2=2).sum(1))
+    for kind in ("rademacher", "gaussian"):
+        P = 4000
+        z = make_probes(tuple(x.shape), P, kind, torch.Generator().manual_seed(1), torch.float64)
+        per_probe = torch.stack([divergence(fn, x, method="hutchinson", probes=z[i:i + 1]) for i in range(0, 400)])
+        mean_all = divergence(fn, x, method="hutchinson", probes=z)
+        se = per_probe.std(0) / math.sqrt(P)
+        assert ((mean_all - exact).abs() < 4 * se).all(), (kind, mean_all, exact, se)
+        assert (per_probe.std(0) > 0).all()
+
+
+def test_bad_input():
+    sde = VPSDE()
+    score = lambda x, s: -x  # noqa: E731
+    x0 = torch.zeros(3, 1)
+    with pytest.raises(ValueError, match="divergence_method"):
+        ode_log_likelihood(sde, score, x0, divergence_method="trace")
+    with pytest.raises(ValueError, match="s_min"):
+        ode_log_likelihood(sde, score, x0, s_min=-0.1)
+    with pytest.raises(ValueError, match="rtol"):
+        ode_log_likelihood(sde, score, x0, rtol=0.0)
+    with pytest.raises(TypeError, match="x0"):
+        ode_log_likelihood(sde, score, [0.0])
+    with pytest.raises(TypeError, match="VPSDE"):
+        ode_log_likelihood(None, score, x0)
+    with pytest.raises(ValueError, match="probes"):
+        divergence(lambda x: x, x0, method="hutchinson")
+    with pytest.raises(ValueError, match="method"):
+        divergence(lambda x: x, x0, method="fd")
+    with pytest.raises(ValueError, match="shape"):
+        divergence(lambda x: x.sum(1), x0)
+    with pytest.raises(ValueError, match="probe kind"):
+        make_probes((2, 1), 3, "uniform")
