@@ -65,7 +65,7 @@ def _value_and_divergence(fn, x, method, probes):
                 div = div + g.reshape(x.shape[0], -1)[:, i]
             return y.detach(), div.detach()
         if probes is None or probes.ndim != x.ndim + 1 or probes.shape[1:] != x.shape:
-            raise ValueError(f"method='hutchinson' needs probes of shape (P, *x.shape) = (P, {', '.join(map(str, x.shape))}), "
+            raise ValueError(f"method='hutchinson' needs probes of shape (P, *x.shape) with x.shape = {tuple(x.shape)}, "
                              f"got {None if probes is None else tuple(probes.shape)}")
         est = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for p, z in enumerate(probes):
