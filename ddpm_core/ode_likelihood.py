@@ -117,7 +117,8 @@ def ode_log_likelihood(sde: VPSDE, model: Callable, x0: torch.Tensor, *, diverge
 
     x0: (B, ...) data points, integrated from s = ``s_min`` to 1 with ``torchdiffeq.odeint`` (``method``, ``rtol``,
     ``atol``). ``model`` is a score function ``score(x, s)``, or an eps-model with ``parameterization="eps"`` and its
-    ``schedule``. ``prior_log_prob(z)`` -> (B,) is log p_1 (default N(0, I), Song et al.'s choice). The divergence
+    ``schedule`` (interpolated in t, :func:`ddpm_core.sde.score_from_eps`); either must be differentiable in x.
+    ``prior_log_prob(z)`` -> (B,) is log p_1 (default N(0, I), Song et al.'s choice). The divergence
     is ``"exact"`` or ``"hutchinson"`` with ``n_probes`` fixed ``probe`` vectors per example.
     Returns an :class:`ODELikelihood`. ``s_min = 0`` is allowed when the score exists at s = 0.
     """
@@ -133,7 +134,16 @@ def ode_log_likelihood(sde: VPSDE, model: Callable, x0: torch.Tensor, *, diverge
         raise ValueError(f"s_min must lie in [0, 1), got {s_min}")
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
-    score: ScoreFn = as_score_fn(model, parameterization=parameterization, schedule=schedule)
+    raw: ScoreFn = as_score_fn(model, parameterization=parameterization, schedule=schedule, sde=sde)
+
+    def score(y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        out = raw(y, s)
+        if y.requires_grad and not out.requires_grad:
+            raise ValueError("the model's output does not depend on x through autograd (it detaches), so its "
+                             "divergence cannot be computed; e.g. GaussianMixture.eps_oracle detaches: use "
+                             "ddpm_core.sde.mixture_score")
+        return out
+
     probes = None
     if divergence_method == "hutchinson":
         probes = make_probes(tuple(x0.shape), n_probes, probe, generator, x0.dtype, x0.device)

