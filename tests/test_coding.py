@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from ddpm_core import GaussianDiffusion, Schedule, vb_term_bpd
+from ddpm_core import GaussianDiffusion, Schedule
+from ddpm_core.likelihood import vb_term_bpd
 from ddpm_core.coding import Message, receive, send
 from ddpm_core.oracles import gaussian_eps_oracle
 
