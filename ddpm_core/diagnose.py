@@ -213,15 +213,14 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
         x64 = torch.where(finite, x64, torch.zeros_like(x64))
     x_all = x64[:n].to(device=device, dtype=torch.float32)
     dmin, dmax, dmean, dstd = (float(x64.min()), float(x64.max()), float(x64.mean()), float(x64.std()))
-    image_like = data.ndim >= 3
 
     # ---- data range and scale -------------------------------------------------------------------------------
-    if dmax > 2.0 and dmin >= 0.0 and dmax <= 255.0 and image_like:
+    if dmax > 2.0 and dmin >= 0.0 and dmax <= 255.0:
         findings.append(Finding("data_range_255", "error",
                                 f"data lies in [{dmin:.3g}, {dmax:.3g}]: pixel values 0..255, not [-1, 1]. The noise "
                                 "N(0, I) is tiny next to them, x_T is far from N(0, I) and clipping cuts every "
                                 "sample. Fix: x = x / 127.5 - 1."))
-    elif image_like and dmin >= 0.0 and dmax <= 1.0:
+    elif dmin >= 0.0 and dmax <= 1.0:
         findings.append(Finding("data_range_01", "warning",
                                 f"data lies in [{dmin:.3g}, {dmax:.3g}] (mean {dmean:.3g}), not [-1, 1]: DDPM's noise "
                                 "and its x_0 clipping assume data centred in [-1, 1]. Fix: x = 2 * x - 1."))
@@ -239,7 +238,7 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
                                 f"the diffusion clips x_0 predictions to [-1, 1] but {100 * outside:.3g}% of the data "
                                 "values lie outside it: samples cannot reach them. Fix: map the data to [-1, 1], or "
                                 "GaussianDiffusion(..., clip_denoised=False) for unbounded data such as 2-D toys."))
-    if (image_like and not diffusion.clip_denoised and diffusion.parameterization != "mean"
+    if (not diffusion.clip_denoised and diffusion.parameterization != "mean"
             and dmin >= -1.0001 and dmax <= 1.0001):
         findings.append(Finding("no_clip", "info",
                                 "data lies in [-1, 1] but x_0 predictions are not clipped at sampling: early, wild "
@@ -279,32 +278,41 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
     dtype = p.dtype if p is not None and p.dtype.is_floating_point else torch.float32
     loss, base, out_std, stderr = [], [], [], []
     nonfinite_out = 0
-    with torch.no_grad():
-        for lo, hi in buckets:
-            idx = torch.randint(0, x_all.shape[0], (per_bucket,), generator=g)
-            x0 = x_all[idx.to(device)].to(torch.float32)
-            t = torch.randint(lo, hi + 1, (per_bucket,), generator=g)
-            eps = torch.randn(x0.shape, generator=g).to(device)
-            xt = diffusion.q_sample(x0, t.to(device), eps)
-            out = model(xt.to(dtype), t.to(device)).to(torch.float64)
-            ok = torch.isfinite(out)
-            nonfinite_out += int((~ok).sum())
-            out = torch.where(ok, out, torch.zeros_like(out))
-            if diffusion.parameterization == "eps":
-                pred_eps = out
-            else:
-                out_f = out.to(torch.float32)
-                ab = diffusion.schedule.gather("alpha_bars", t.to(device), x0)
-                if diffusion.parameterization == "x0":
-                    pred_x0 = out_f
+    call_failed: Optional[Exception] = None
+    try:
+        with torch.no_grad():
+            for lo, hi in buckets:
+                idx = torch.randint(0, x_all.shape[0], (per_bucket,), generator=g)
+                x0 = x_all[idx.to(device)].to(torch.float32)
+                t = torch.randint(lo, hi + 1, (per_bucket,), generator=g)
+                eps = torch.randn(x0.shape, generator=g).to(device)
+                xt = diffusion.q_sample(x0, t.to(device), eps)
+                out = model(xt.to(dtype), t.to(device)).to(torch.float64)
+                ok = torch.isfinite(out)
+                nonfinite_out += int((~ok).sum())
+                out = torch.where(ok, out, torch.zeros_like(out))
+                if diffusion.parameterization == "eps":
+                    pred_eps = out
                 else:
-                    pred_x0 = diffusion.x0_from_mean(xt, t.to(device), out_f)
-                pred_eps = ((xt - ab.sqrt() * pred_x0) / (1 - ab).sqrt()).double()
-            err = ((pred_eps - eps.double()) ** 2).reshape(-1)
-            loss.append(float(err.mean()))
-            stderr.append(float(err.std() / math.sqrt(err.numel())))
-            base.append(float(base_t[lo:hi + 1].mean()))
-            out_std.append(float(out.std()))
+                    out_f = out.to(torch.float32)
+                    ab = diffusion.schedule.gather("alpha_bars", t.to(device), x0)
+                    if diffusion.parameterization == "x0":
+                        pred_x0 = out_f
+                    else:
+                        pred_x0 = diffusion.x0_from_mean(xt, t.to(device), out_f)
+                    pred_eps = ((xt - ab.sqrt() * pred_x0) / (1 - ab).sqrt()).double()
+                err = ((pred_eps - eps.double()) ** 2).reshape(-1)
+                loss.append(float(err.mean()))
+                stderr.append(float(err.std() / math.sqrt(err.numel())))
+                base.append(float(base_t[lo:hi + 1].mean()))
+                out_std.append(float(out.std()))
+    except Exception as err:  # noqa: BLE001 - a model that cannot be called is itself the finding
+        call_failed = err
+        findings.append(Finding("model_call_failed", "error",
+                                f"calling model(x_t, t) with x_t of dtype {dtype} failed: {type(err).__name__}: "
+                                f"{str(err).splitlines()[0] if str(err) else ''}. (A float16 model needs float16 "
+                                "inputs everywhere, its time embedding included; prefer bfloat16 autocast.)"))
+        loss, base, out_std, stderr = ([float('nan')] * len(buckets) for _ in range(4))
     loss_t, base_tt, std_t = (torch.tensor(v, dtype=torch.float64) for v in (loss, base, out_std))
     if nonfinite_out:
         findings.append(Finding("nonfinite_output", "error",
@@ -331,12 +339,14 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
                                 "or inputs on the wrong scale)."))
 
     # ---- train / eval mode: is the forward pass random? -------------------------------------------------------
+    stochastic = 0.0
     with torch.no_grad():
         x0 = x_all[:64].to(torch.float32)
         t = torch.full((x0.shape[0],), max(1, diffusion.T // 2), dtype=torch.long, device=device)
         xt = diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=g).to(device)).to(dtype)
-        a, b = model(xt, t).double(), model(xt, t).double()
-        stochastic = float((a - b).norm() / a.norm().clamp(min=1e-12)) if torch.isfinite(a).all() else 0.0
+        if call_failed is None:
+            a, b = model(xt, t).double(), model(xt, t).double()
+            stochastic = float((a - b).norm() / a.norm().clamp(min=1e-12)) if torch.isfinite(a).all() else 0.0
     if training and stochastic > STOCHASTIC_LIMIT:
         findings.append(Finding("train_mode", "error",
                                 f"the model is in training mode and two calls on the same input differ by "
@@ -349,7 +359,7 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
 
     # ---- gradients ------------------------------------------------------------------------------------------
     bad_grads: list[str] = []
-    if check_gradients and named and not bad_params:
+    if check_gradients and named and not bad_params and call_failed is None:
         trainable = [(nme, q) for nme, q in named if q.requires_grad]
         if trainable:
             x0 = x_all[:min(256, x_all.shape[0])].to(torch.float32)
@@ -403,7 +413,7 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
                                         f"samples lie {nn_ratio:.3g} times as far from their nearest neighbour as data "
                                         "points do: they collapse onto a few points (too little noise: sigma_t = "
                                         "beta_t instead of sqrt(beta_t)?)."))
-            if image_like and out_range > 0.01:
+            if dmin >= -1.0001 and dmax <= 1.0001 and out_range > 0.01:
                 findings.append(Finding("sample_range", "warning",
                                         f"{100 * out_range:.3g}% of the sample values lie outside the data's range "
                                         f"[{dmin:.3g}, {dmax:.3g}] (clip x_0 predictions at sampling: "

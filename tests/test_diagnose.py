@@ -216,3 +216,11 @@ def test_blurred_samples_of_clustered_data():
     assert "sample_spread" not in good.codes and 0.7 < good.samples["nn_ratio"] < 1.4
     blurred = diagnose(zero, diff, data, samples=fresh + 0.2 * torch.randn(1000, 2, generator=g), verbose=False)
     assert "sample_spread" in blurred.codes
+
+
+def test_a_model_that_cannot_be_called_is_reported():
+    from ddpm_core import MLPConfig, MLPDenoiser
+    data = gaussian_data()
+    model = MLPDenoiser(MLPConfig(dim=2, width=16, depth=1)).half().eval()   # float32 time embedding meets float16
+    r = diagnose(model, GaussianDiffusion(SCHED, clip_denoised=False), data, verbose=False)
+    assert {"float16", "model_call_failed"} <= r.codes
