@@ -11,6 +11,8 @@
 #    results file; the exit status is 1 if any chapter failed.
 #
 # Environment:
+#   DDPM_TORCH                the torch requirement (default: torch, the newest; e.g. torch==2.13.0 to rehearse
+#                             the rest of the newest stack against a given torch)
 #   DDPM_TORCH_INDEX          index URL for torch (e.g. https://download.pytorch.org/whl/cpu: the default PyPI
 #                             wheel of torch for Linux bundles CUDA and is large)
 #   DDPM_REHEARSAL_DIR        work folder (default: a new temporary folder; kept, it holds the venv and the clone)
@@ -31,10 +33,11 @@ if [ ! -x "$WORK/venv/bin/python" ]; then
 fi
 VPY="$WORK/venv/bin/python"
 "$VPY" -m pip install -q --upgrade pip
+TORCH_SPEC=${DDPM_TORCH:-torch}
 if [ -n "${DDPM_TORCH_INDEX:-}" ]; then
-    "$VPY" -m pip install -q --upgrade torch --index-url "$DDPM_TORCH_INDEX" --extra-index-url https://pypi.org/simple
+    "$VPY" -m pip install -q --upgrade "$TORCH_SPEC" --index-url "$DDPM_TORCH_INDEX" --extra-index-url https://pypi.org/simple
 else
-    "$VPY" -m pip install -q --upgrade torch
+    "$VPY" -m pip install -q --upgrade "$TORCH_SPEC"
 fi
 # the newest of everything else a hosted notebook preinstalls, and the kernel machinery
 "$VPY" -m pip install -q --upgrade numpy matplotlib sympy scipy scikit-learn ipykernel nbclient nbformat pyyaml
