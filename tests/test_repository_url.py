@@ -27,7 +27,7 @@ def test_the_scan_sees_the_copies():
 def _fork(tmp_path: Path) -> Path:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     old = config["repository"]["url"].removeprefix("https://github.com/")
-    config["repository"] = {"url": "https://github.com/someone-else/my-ddpm", "branch": "dev", "path_to_book": ""}
+    config["repository"] = {"url": "https://github.com/someone/fork", "branch": "dev", "path_to_book": ""}
     (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
     (tmp_path / "README.md").write_text(
         f"Clone https://github.com/{old}.git or open https://colab.research.google.com/github/{old}/blob/main/"
@@ -40,10 +40,10 @@ def _fork(tmp_path: Path) -> Path:
 def test_a_fork_changes_one_line(tmp_path):
     root = _fork(tmp_path)
     problems = install_cell.disagreeing_url_copies(root)
-    assert len(problems) == 4 and all("someone-else/my-ddpm" in p for p in problems), problems
+    assert len(problems) == 4 and all("someone/fork" in p for p in problems), problems
     assert {p.split(":")[0] for p in problems} == {"README.md", "CITATION.cff"}
     assert install_cell.fix_url_copies(root) == ["CITATION.cff", "README.md"]
     assert install_cell.disagreeing_url_copies(root) == []
     readme = (root / "README.md").read_text()
-    assert "colab.research.google.com/github/someone-else/my-ddpm/blob/dev/book/01_x.ipynb" in readme
+    assert "colab.research.google.com/github/someone/fork/blob/dev/book/01_x.ipynb" in readme
     assert "github.com/mseitzer/pytorch-fid" in readme  # external repositories are left alone

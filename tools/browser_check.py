@@ -62,7 +62,7 @@ PHONE = dict(width=390, height=844, screenWidth=390, screenHeight=844, deviceSca
 PHONE_TOLERANCE_PX = 2
 CHECKS = ("load", "math", "images", "links", "colab", "download", "phone", "install", "code", "animation", "runtime")
 # pages that embed the reverse process as an animation (<img class="ddpm-animation" src="data:image/gif;...">)
-ANIMATION_PAGES = frozenset({"book/00_ddpm_on_one_page"})
+ANIMATION_PAGES = frozenset({"book/ddpm_on_one_page"})
 MIN_ANIMATIONS = 2   # the 2-D one and the digits one
 INSTALL_CELL_TEXT = 'if "google.colab" in sys.modules'
 TIMES_FILE = ROOT / "book" / "chapter_times.json"
