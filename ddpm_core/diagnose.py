@@ -181,7 +181,7 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
              n_buckets: int = 10, n: int = 2048, per_bucket: int = 512, check_gradients: bool = True,
              generator: Optional[torch.Generator] = None, verbose: bool = True) -> Diagnosis:
     """Check ``model`` (called as ``model(x_t, t)``, see
-    :meth:`ddpm_core.diffusion.GaussianDiffusion.p_mean_variance`), ``diffusion`` and the training ``data`` (N, ...)
+    :meth:`~ddpm_core.diffusion.GaussianDiffusion.p_mean_variance`), ``diffusion`` and the training ``data`` (N, ...)
     exactly as they are passed to training; print the findings (``verbose``) and return a :class:`Diagnosis`.
 
     Args:

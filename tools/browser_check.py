@@ -319,8 +319,8 @@ _JS_INSPECT = r"""
     images: [...document.images].map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0})),
     links: [...document.querySelectorAll('a[href]')].map(a => ({raw: a.getAttribute('href'), href: a.href})),
     printButton: !!document.querySelector('.btn-download-pdf-button, [onclick*="print"]'),
-    // the Colab install cell, where it is visible at all
-    installShown: [...document.querySelectorAll('pre, code, div.cell')]
+    // the Colab install cell of a notebook, where it is visible at all (a page may still quote it as text)
+    installShown: [...document.querySelectorAll('div.cell')]
       .filter(e => e.textContent.includes('if "google.colab" in sys.modules') && e.checkVisibility()).length,
     // code boxes whose content is wider than the box: a code cell's input must wrap; any box may scroll, none clip
     clippedCode: [...document.querySelectorAll('pre')].filter(e => e.checkVisibility() && e.scrollWidth > e.clientWidth + 1)
