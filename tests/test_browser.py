@@ -99,22 +99,46 @@ def _site(tmp_path: Path) -> tuple[Path, Path]:
     (html / "book" / "intro.html").write_text(
         _GOOD_CHAPTER.format(mathjax=mathjax, extra='<p id="good">Intro.</p>'))
     colab = browser_check.colab_url(root / "_config.yml", "book/good.ipynb")
+    (root / "book" / "chapter_times.json").write_text(json.dumps({"chapters": {
+        "book/good": {"cpu_seconds": 10, "colab_seconds": 75}, "book/bad": {"cpu_seconds": 10, "colab_seconds": 75}}}))
+    gif = _animated_gif()
     (html / "book" / "good.html").write_text(_GOOD_CHAPTER.format(mathjax=mathjax, extra=(
         f'<a href="{colab}">Colab</a> <a href="../_sources/book/good.ipynb">.ipynb</a>'
         '<button class="btn-download-pdf-button" onclick="window.print()">PDF</button>'
-        '<pre style="overflow-x: auto">' + "x" * 400 + "</pre>")))
+        '<p class="ddpm-runtime">Runs in about 10 s.</p>'
+        '<div class="cell tag_colab-install" style="display: none"><pre>if "google.colab" in sys.modules:</pre></div>'
+        '<div class="cell_input"><pre style="white-space: pre-wrap; overflow-wrap: anywhere">' + "y" * 400 + "</pre></div>"
+        '<pre style="overflow-x: auto">' + "x" * 400 + "</pre>"
+        + f'<img class="ddpm-animation" alt="a" src="data:image/gif;base64,{gif}">' * 2)))
     (html / "book" / "bad.html").write_text(_GOOD_CHAPTER.format(mathjax=mathjax, extra=(
         "<p>Raw $$x^2$$ and \\alpha here.</p>"
         '<p><span class="math notranslate nohighlight">\\(\\alpah_t\\)</span></p>'
         '<img src="missing.png" alt="missing"> <a href="nowhere.html">gone</a> <a href="intro.html#nope">x</a>'
-        '<div style="width: 1200px">too wide for a phone</div>')))
+        '<div style="width: 1200px">too wide for a phone</div>'
+        '<div class="cell"><pre>if "google.colab" in sys.modules:</pre></div>'
+        '<div class="cell_input"><pre style="overflow-x: auto">' + "z" * 400 + "</pre></div>"
+        '<pre style="overflow: hidden">' + "w" * 400 + "</pre>")))
     return root, html
+
+
+def _animated_gif() -> str:
+    """A 2-frame, 32x32 animated GIF as base64."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    frames = [Image.new("P", (32, 32), color) for color in (0, 255)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], loop=0, duration=100)
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def test_checker_finds_defects(tmp_path):
     chromium = _need_chromium()
     root, html = _site(tmp_path)
-    reports = {r.docname: r for r in browser_check.BookChecker(root, html, tmp_path / "shots", chromium).run()}
+    reports = {r.docname: r for r in browser_check.BookChecker(root, html, tmp_path / "shots", chromium,
+                                                               animation_pages={"book/good", "book/bad"}).run()}
     good, bad = reports["book/good"].problems, reports["book/bad"].problems
     assert not any(good.values()), good
     assert not any(reports["book/intro"].problems.values()), reports["book/intro"].problems
@@ -125,3 +149,13 @@ def test_checker_finds_defects(tmp_path):
     assert bad["colab"] and len(bad["download"]) == 2
     assert bad["phone"] and not good["phone"]
     assert (tmp_path / "shots" / "bad-phone.png").is_file()
+    # the page fixes, at both widths: install cell hidden, code wrapped or scrolling, animations, run time
+    for check in ("install", "animation", "runtime"):
+        assert {m.split(":")[0] for m in bad[check]} == {"desktop", "phone"}, (check, bad[check])
+    assert any("not wrapped" in m and "zzz" in m for m in bad["code"]), bad["code"]
+    assert any("clipped" in m and "www" in m for m in bad["code"]), bad["code"]
+
+
+def test_animated_gif_detection():
+    assert browser_check._is_animated_gif("data:image/gif;base64," + _animated_gif())
+    assert not browser_check._is_animated_gif("data:image/png;base64,iVBORw0KGgo=")

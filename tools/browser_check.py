@@ -12,7 +12,13 @@ Chromium through the DevTools protocol and checks that
 - chapter pages (built from ``.ipynb``) offer a Colab link to that notebook in the
   repository of ``_config.yml``, the ``.ipynb`` download and the PDF (print) button;
 - at a phone-width viewport (390 px) the page does not scroll sideways (code cells and
-  equations may scroll inside their own boxes).
+  equations may scroll inside their own boxes);
+- at both widths: the Colab install cell is not shown (it stays first in the notebook, but
+  the page starts with the title); no code is clipped (a code cell's lines wrap, an output
+  that is wider than its box scrolls, nothing is cut off by ``overflow: hidden``); the pages
+  of ``ANIMATION_PAGES`` show their reverse-process animations (animated GIFs embedded in
+  the page, loaded); every chapter with an entry in ``book/chapter_times.json`` shows its
+  run time under the title.
 
 It saves a screenshot of each page at desktop and phone width to ``_build/screenshots/``.
 Only the Python standard library is used (a minimal WebSocket client for the DevTools
@@ -54,7 +60,12 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 DESKTOP = dict(width=1280, height=900, screenWidth=1280, screenHeight=900, deviceScaleFactor=1, mobile=False)
 PHONE = dict(width=390, height=844, screenWidth=390, screenHeight=844, deviceScaleFactor=1, mobile=True)
 PHONE_TOLERANCE_PX = 2
-CHECKS = ("load", "math", "images", "links", "colab", "download", "phone")
+CHECKS = ("load", "math", "images", "links", "colab", "download", "phone", "install", "code", "animation", "runtime")
+# pages that embed the reverse process as an animation (<img class="ddpm-animation" src="data:image/gif;...">)
+ANIMATION_PAGES = frozenset({"book/ddpm_on_one_page"})
+MIN_ANIMATIONS = 2   # the 2-D one and the digits one
+INSTALL_CELL_TEXT = 'if "google.colab" in sys.modules'
+TIMES_FILE = ROOT / "book" / "chapter_times.json"
 
 
 def find_chromium() -> str | None:
@@ -308,6 +319,19 @@ _JS_INSPECT = r"""
     images: [...document.images].map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0})),
     links: [...document.querySelectorAll('a[href]')].map(a => ({raw: a.getAttribute('href'), href: a.href})),
     printButton: !!document.querySelector('.btn-download-pdf-button, [onclick*="print"]'),
+    // the Colab install cell of a notebook, where it is visible at all (a page may still quote it as text)
+    installShown: [...document.querySelectorAll('div.cell')]
+      .filter(e => e.textContent.includes('if "google.colab" in sys.modules') && e.checkVisibility()).length,
+    // code boxes whose content is wider than the box: a code cell's input must wrap; any box may scroll, none clip
+    clippedCode: [...document.querySelectorAll('pre')].filter(e => e.checkVisibility() && e.scrollWidth > e.clientWidth + 1)
+      .filter(e => e.closest('.cell_input') || !['auto', 'scroll'].includes(getComputedStyle(e).overflowX))
+      .map(e => (e.closest('.cell_input') ? 'code cell line not wrapped: ' : 'clipped: ')
+                + JSON.stringify(e.textContent.split('\n').sort((a, b) => b.length - a.length)[0].slice(0, 60)))
+      .slice(0, 5),
+    animations: [...document.querySelectorAll('img.ddpm-animation')].map(i => ({
+      src: (i.currentSrc || i.src).slice(0, 200000), ok: i.complete && i.naturalWidth > 0,
+      visible: i.checkVisibility() && i.getBoundingClientRect().width > 20})),
+    runtime: [...document.querySelectorAll('p.ddpm-runtime')].map(e => e.textContent),
     scrollWidth: document.scrollingElement.scrollWidth,
     innerWidth: window.innerWidth,
     // elements and text that reach past the screen's right edge outside any box that scrolls or clips
@@ -377,8 +401,11 @@ class BookChecker:
     """Runs every check over the pages of ``_toc.yml`` as built in ``html_dir``."""
 
     def __init__(self, root: Path = ROOT, html_dir: Path | None = None, screenshot_dir: Path | None = None,
-                 chromium: str | None = None) -> None:
+                 chromium: str | None = None, animation_pages: frozenset[str] | set[str] = ANIMATION_PAGES) -> None:
         self.root = Path(root)
+        self.animation_pages = set(animation_pages)
+        times = self.root / "book" / "chapter_times.json"
+        self.timed_pages = set(json.loads(times.read_text()).get("chapters", {})) if times.is_file() else set()
         self.html_dir = Path(html_dir or self.root / "_build" / "html").resolve()
         self.screenshot_dir = Path(screenshot_dir or self.root / "_build" / "screenshots")
         self.chromium = chromium or find_chromium()
@@ -472,15 +499,45 @@ class BookChecker:
                 p["download"].append(self.check_link(ipynb[0], ipynb[0]))
             if not info["printButton"]:
                 p["download"].append("no PDF (print) button")
+        self._check_reading(report, info, "desktop")
         # phone width: the same page, laid out again for a phone screen
         phone = self._lay_out(browser, report, lambda: browser.resize(PHONE), "-phone", p["phone"])
         if phone is None:
             return
+        self._check_reading(report, phone, "phone")
         # Compare with the device width: a mobile browser widens its layout viewport (innerWidth) to the content.
         width = max(phone["scrollWidth"], phone["innerWidth"])
         if width > PHONE["width"] + PHONE_TOLERANCE_PX:
             p["phone"].append(f"page is {width} px wide on a {PHONE['width']} px wide phone; "
                               f"elements sticking out: {', '.join(phone['wide']) or 'none found'}")
+
+
+    def _check_reading(self, report: PageReport, info: dict, width: str) -> None:
+        """The page fixes, at one width: no install cell shown, no clipped code, animations, run time."""
+        p = report.problems
+        if info.get("installShown"):
+            p["install"].append(f"{width}: the Colab install cell is shown (it belongs to Colab, not the page)")
+        p["code"] += [f"{width}: {msg}" for msg in info.get("clippedCode", [])]
+        if report.docname in self.animation_pages:
+            anims = info.get("animations", [])
+            good = [a for a in anims if a["ok"] and a["visible"] and _is_animated_gif(a["src"])]
+            if len(good) < MIN_ANIMATIONS:
+                p["animation"].append(f"{width}: {len(good)} playing animation(s) of the reverse process, expected "
+                                      f">= {MIN_ANIMATIONS} ({len(anims)} img.ddpm-animation found)")
+        if report.docname in self.timed_pages and not info.get("runtime"):
+            p["runtime"].append(f"{width}: no run time under the title (p.ddpm-runtime)")
+
+
+def _is_animated_gif(src: str) -> bool:
+    """True for a data: URL of a GIF with more than one frame (the NETSCAPE2.0 looping extension)."""
+    head = "data:image/gif;base64,"
+    if not src.startswith(head):
+        return False
+    try:
+        data = base64.b64decode(src[len(head):] + "=" * (-len(src[len(head):]) % 4), validate=False)
+    except ValueError:
+        return False
+    return data[:4] == b"GIF8" and b"NETSCAPE2.0" in data
 
 
 def main(argv: list[str] | None = None) -> int:

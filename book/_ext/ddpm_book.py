@@ -21,6 +21,12 @@ Chapter lists
     numbered, each linked with its title as the table of contents shows it (equations
     rendered).
 
+Run times
+    ``book/chapter_times.json`` (written by ``tools/chapter_times.py``) holds how long each
+    chapter takes to run. Under the title of every chapter listed there, the page shows one
+    line, "Runs in about ... on a 2-core CPU ...; about ... in Colab (estimate ...)", in a
+    paragraph of class ``ddpm-runtime``. The notebooks themselves are not changed.
+
 Docstrings
     The package's docstrings are plain text with shapes and formulas (``(*shape, 256)``,
     ``|x - y|^2``, aligned argument lists) and need not be reStructuredText. A docstring
@@ -331,6 +337,39 @@ def _verbatim_unless_rst(app: Sphinx, what: str, name: str, obj, options, lines:
         lines[:] = [".. code-block:: text", ""] + [f"    {line}" if line.strip() else "" for line in original] + [""]
 
 
+TIMES_FILE = Path(__file__).resolve().parent.parent / "chapter_times.json"
+
+
+def _chapter_times_module():
+    """``tools/chapter_times.py`` (the line's wording lives there, next to the measurement)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "chapter_times.py"
+    spec = importlib.util.spec_from_file_location("ddpm_chapter_times", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("ddpm_chapter_times", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _add_runtime_line(app: Sphinx, doctree: nodes.document) -> None:
+    """Insert the chapter's run time (from book/chapter_times.json) right under its title."""
+    if not TIMES_FILE.is_file():
+        return
+    app.env.note_dependency(str(TIMES_FILE))
+    times = _chapter_times_module()
+    entry = times.load_times(TIMES_FILE).get("chapters", {}).get(app.env.docname)
+    if not entry:
+        return
+    section = next(iter(doctree.findall(nodes.section)), None)
+    title = section.next_node(nodes.title) if section is not None else None
+    if title is None:
+        return
+    line = nodes.paragraph("", "", nodes.Text(times.runtime_line(entry)), classes=["ddpm-runtime"])
+    section.insert(section.index(title) + 1, line)
+
+
 def setup(app: Sphinx) -> dict:
     app.setup_extension("sphinx.ext.autodoc")
     app.add_config_value("ddpm_book_strict_docstrings", False, "env", [bool])
@@ -343,6 +382,7 @@ def setup(app: Sphinx) -> dict:
     app.add_node(chapter_list)
     app.add_directive("ddpm-chapters", ChapterListDirective)
     app.connect("doctree-resolved", _fill_chapter_lists)
+    app.connect("doctree-read", _add_runtime_line)
     # MathJax on every page: titles with equations also appear in the navigation of pages without math.
     app.set_html_assets_policy("always")
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
