@@ -64,10 +64,12 @@ class Transmission:
     """The sender's side of Algorithm 3.
 
     message: the :class:`Message` to transmit.
-    states:  (T, B, ...) the x_T, ..., x_1 the sender sent (row k: t = T - k).
+
+    states: (T, B, ...) the x_T, ..., x_1 the sender sent (row k: t = T - k).
+
     kl_bits: (T, B) KL(q || p) in bits (summed over the dimensions of one example) of the step that sent row k:
-             KL(q(x_T | x_0) || p(x_T)) = L_T for row 0, KL(q(x_t | x_{t+1}, x_0) || p_theta(x_t | x_{t+1})) = L_t
-             for the others, evaluated at the x_{t+1} actually sent.
+    KL(q(x_T | x_0) || p(x_T)) = L_T for row 0, KL(q(x_t | x_{t+1}, x_0) || p_theta(x_t | x_{t+1})) = L_t for the
+    others, evaluated at the x_{t+1} actually sent.
     """
 
     message: Message

@@ -76,7 +76,9 @@ def _value_and_divergence(fn, x, method, probes):
 
 def make_probes(shape: tuple, n: int, kind: str = "rademacher", generator: Optional[torch.Generator] = None,
                 dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """``n`` probe vectors of shape ``shape`` with E[z z^T] = I: Rademacher (+-1) or standard Gaussian. (n, *shape)."""
+    """``n`` probe vectors of shape ``shape`` with E[z z^T] = I: Rademacher (+-1) or standard Gaussian.
+
+    Returns a tensor of shape ``(n, *shape)``."""
     if kind not in PROBES:
         raise ValueError(f"unknown probe kind {kind!r}; allowed: {list(PROBES)}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
