@@ -300,3 +300,94 @@ def test_ddim_noise_scale_is_eta_times_the_posterior_std_by_monte_carlo(eta):
         assert abs(sd / sigma - 1) < 0.03  # standard error of a sample sd: 1/sqrt(2n) = 0.5 %
     else:  # sigma^2 > 1 - ab_s: the eps_hat coefficient is clipped at 0 and the noise term is still sigma z
         assert sigma ** 2 > 1 - ab1 and abs(sd / sigma - 1) < 0.03
+
+
+@pytest.mark.parametrize("decoder", ["discretized", "gaussian"])
+def test_l0_term_is_the_decoder_in_bits_from_erf(decoder):
+    # L_0 = -log2 p(x_0 | x_1), averaged over dimensions, with mean mu_theta(x_1, 1) and std sigma_1 (Eq. 13)
+    d = _toy(T=5, clip_denoised=False)
+    x0 = torch.tensor([[-1.0, 1 / 255, 1.0], [51 / 255, -101 / 255, 0.6 - 0.6 % (2 / 255) - 1 / 255]],
+                      dtype=torch.float64)
+    xt = x0 + 0.05
+    t = torch.tensor([1, 1])
+    model = lambda x, t: 0.3 * x
+    out = d.p_mean_variance(model, xt, t)
+    sigma = math.exp(0.5 * d.model_log_variances[1].item())
+    got = vb_term_bpd(d, model, x0, xt, t, decoder=decoder)["term"]
+    h = 1 / 255
+    want = []
+    for row_x, row_mu in zip(x0.tolist(), out["mean"].tolist()):
+        bits = []
+        for xi, mi in zip(row_x, row_mu):
+            if decoder == "discretized":
+                hi = 1.0 if xi > 1 - h else _phi((xi + h - mi) / sigma)
+                lo = 0.0 if xi < -1 + h else _phi((xi - h - mi) / sigma)
+                p = hi - lo
+            else:
+                p = math.exp(-0.5 * ((xi - mi) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+            bits.append(-math.log2(p))
+        want.append(sum(bits) / len(bits))
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), rtol=1e-9, atol=1e-9)
+    assert got.dtype == torch.float64
+    with pytest.raises(ValueError, match=r"^unknown decoder 'x'; allowed: \['discretized', 'gaussian'\]$"):
+        vb_term_bpd(d, model, x0, xt, t, decoder="x")
+
+
+def test_mixed_timesteps_put_the_decoder_only_where_t_is_1():
+    d = _toy(T=5, clip_denoised=False)
+    x0 = torch.tensor([[0.2], [0.2]])
+    xt = torch.tensor([[0.3], [0.3]])
+    model = lambda x, t: 0.3 * x
+    mixed = vb_term_bpd(d, model, x0, xt, torch.tensor([1, 3]))["term"]
+    alone1 = vb_term_bpd(d, model, x0[:1], xt[:1], torch.tensor([1]))["term"]
+    alone3 = vb_term_bpd(d, model, x0[1:], xt[1:], torch.tensor([3]))["term"]
+    torch.testing.assert_close(mixed, torch.cat([alone1, alone3]))
+    assert alone1.item() != pytest.approx(alone3.item(), rel=1e-3)
+
+
+def test_normal_kl_names_the_argument_that_is_not_a_tensor():
+    from ddpm_core.losses import normal_kl
+    z = torch.zeros(2)
+    for i, name in enumerate(["mean1", "logvar1", "mean2", "logvar2"]):
+        args = [z, z, z, z]
+        args[i] = 0.5
+        with pytest.raises(TypeError, match=rf"^{name} must be a torch.Tensor, got float$"):
+            normal_kl(*args)
+
+
+def test_schedule_repr_shows_the_end_points():
+    s = Schedule.linear(T=4, beta_1=0.01, beta_T=0.04)
+    ab = (0.99 * 0.98 * 0.97 * 0.96)
+    assert repr(s) == f"Schedule(name='linear', T=4, beta_1=0.01, beta_T=0.04, alpha_bar_T={ab:.3g})"
+
+
+def test_forward_and_posterior_argument_checks():
+    d = _toy(T=5)
+    x, nan = torch.zeros(2, 3), torch.full((2, 3), float("nan"))
+    mean, var = d.q_mean_variance(x + 0.5, 0)  # t = 0 is allowed: q(x_0 | x_0) is a point mass
+    assert torch.equal(mean, x + 0.5) and torch.equal(var, torch.zeros(2, 1))
+    with pytest.raises(ValueError, match=r"^x0 contains NaN"):
+        d.q_mean_variance(nan, 1)
+    with pytest.raises(ValueError, match=r"^x0 contains NaN"):
+        d.q_posterior(nan, x, 1)
+    with pytest.raises(ValueError, match=r"^xt contains NaN"):
+        d.q_posterior(x, nan, 1)
+    with pytest.raises(ValueError, match=r"^xt must have the same shape as x, \(2, 3\); got \(2, 2\)"):
+        d.q_posterior(x, torch.zeros(2, 2), 1)
+    with pytest.raises(ValueError, match=r"^xt contains NaN"):
+        d.p_mean_variance(lambda x, t: x, nan, 1)
+
+
+def test_p_sample_forwards_clip_denoised_and_keeps_the_dtype():
+    d = _toy(T=5, parameterization="x0", clip_denoised=True)
+    xt = torch.full((3, 2), 0.5, dtype=torch.float64)
+    model = lambda x, t: 4.0 * x  # x0_hat = 2, outside [-1, 1]
+    z = torch.zeros_like(xt)
+    clipped = d.p_sample(model, xt, 3, noise=z)["sample"]
+    free = d.p_sample(model, xt, 3, clip_denoised=False, noise=z)["sample"]
+    c0, ct = d.schedule.posterior_coef_x0[3].item(), d.schedule.posterior_coef_xt[3].item()
+    torch.testing.assert_close(clipped, torch.full_like(xt, c0 * 1.0 + ct * 0.5))
+    torch.testing.assert_close(free, torch.full_like(xt, c0 * 2.0 + ct * 0.5))
+    drawn = d.p_sample(model, xt, torch.tensor([3, 1, 2]), generator=torch.Generator().manual_seed(0))["sample"]
+    assert drawn.dtype == torch.float64
+    torch.testing.assert_close(drawn[1], torch.ones(2, dtype=torch.float64))  # t = 1: the clipped x0_hat, no noise
