@@ -391,3 +391,61 @@ def test_p_sample_forwards_clip_denoised_and_keeps_the_dtype():
     drawn = d.p_sample(model, xt, torch.tensor([3, 1, 2]), generator=torch.Generator().manual_seed(0))["sample"]
     assert drawn.dtype == torch.float64
     torch.testing.assert_close(drawn[1], torch.ones(2, dtype=torch.float64))  # t = 1: the clipped x0_hat, no noise
+
+
+def test_default_arguments_are_the_papers():
+    q = quadratic_betas()
+    assert q.shape == (1000,) and q[0].item() == pytest.approx(1e-4) and q[-1].item() == pytest.approx(0.02)
+    sq = Schedule.quadratic()
+    assert sq.T == 1000 and sq.betas[1].item() == pytest.approx(1e-4) and sq.betas[-1].item() == pytest.approx(0.02)
+    c = Schedule.cosine()
+    torch.testing.assert_close(c.betas[1:], cosine_betas(1000, s=0.008))
+    assert cosine_betas().shape == (1000,)
+    assert Schedule.from_name("cosine").T == 1000
+
+
+def test_q_sample_and_model_output_argument_checks():
+    d = _toy(T=5)
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"^x0 contains NaN"):
+        d.q_sample(torch.full((2, 3), float("nan")), 1)
+    with pytest.raises(ValueError, match=r"^noise must have the same shape as x, \(2, 3\); got \(3,\)"):
+        d.q_sample(x, 1, torch.zeros(3))
+    with pytest.raises(ValueError, match=r"^model output must be a tensor shaped like x_t \(2, 3\), got list$"):
+        d.p_mean_variance(lambda x, t: [1.0], x, 1)
+    with pytest.raises(ValueError, match=r"^model output must be a tensor shaped like x_t \(2, 3\), "
+                                         r"got torch.Size\(\[2\]\)$"):
+        d.p_mean_variance(lambda x, t: torch.zeros(2), x, 1)
+
+
+def test_p_mean_variance_clips_both_sides_and_casts_the_model_output():
+    d = _toy(T=5, parameterization="x0", clip_denoised=True)
+    xt = torch.tensor([[0.5, -0.5]], dtype=torch.float64)
+    out = d.p_mean_variance(lambda x, t: (4.0 * x).float(), xt, 2)
+    assert out["model_output"].dtype == torch.float64
+    torch.testing.assert_close(out["pred_x0"], torch.tensor([[1.0, -1.0]], dtype=torch.float64))
+
+
+def test_prior_and_rate_keep_their_precision():
+    from ddpm_core.likelihood import prior_bpd
+    d = _toy(T=5)
+    x32 = torch.tensor([[0.5, -0.25]])
+    p = prior_bpd(d, x32)
+    assert p.dtype == torch.float32
+    # computed in float64: KL(N(sqrt(ab) x, 1 - ab) || N(0, 1)) per dimension, in bits
+    ab = d.schedule.alpha_bars[5].item()
+    kl = [0.5 * (-math.log(1 - ab) + (1 - ab) + ab * v * v - 1) for v in (0.5, -0.25)]
+    assert p.item() == pytest.approx(sum(kl) / 2 / math.log(2), rel=1e-6)
+    rd = rate_distortion(1e-7, torch.tensor([0.5, 0.25]), torch.tensor([0.0, 0.0]))
+    assert rd.rate[-1].item() == pytest.approx(1e-7, rel=1e-12)  # a Python float prior is read in float64
+
+
+def test_respace_keeps_clipping_on_and_the_bound_method_defaults_to_the_discretized_decoder():
+    from ddpm_core.likelihood import bits_per_dim
+    d = _toy(T=6, clip_denoised=True)
+    assert respace(d, lambda x, t: x, [3, 6])[0].clip_denoised is True
+    x0 = torch.tensor([[-1.0, 1 / 255]])
+    model = lambda x, t: 0.1 * x
+    r = d.bits_per_dim(model, x0, progress=False, generator=torch.Generator().manual_seed(1))
+    s = bits_per_dim(d, model, x0, progress=False, generator=torch.Generator().manual_seed(1), decoder="discretized")
+    torch.testing.assert_close(r.terms, s.terms)
