@@ -129,7 +129,9 @@ def _ddim_eta_twice(orig):
     def ddim_sample(*args, **kwargs):
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
-        bound.arguments["eta"] = bound.arguments["eta"] ** 2  # sigma = eta * eta * sqrt(...): eta applied twice
+        eta = bound.arguments["eta"]
+        if isinstance(eta, (int, float)) and eta >= 0:  # bad values go through unchanged: the original rejects them
+            bound.arguments["eta"] = eta ** 2  # sigma = eta * eta * sqrt(...): eta applied twice
         return orig(*bound.args, **bound.kwargs)
     return ddim_sample
 

@@ -63,8 +63,26 @@ def _sha(*parts: bytes) -> str:
 
 
 def package_hash() -> str:
-    files = sorted((ROOT / "ddpm_core").rglob("*.py")) + [TOOLS / "ddpm_mistakes.py"]
+    files = sorted((ROOT / "ddpm_core").rglob("*.py"))
     return _sha(*(str(f.relative_to(ROOT)).encode() + f.read_bytes() for f in files))
+
+
+def mistake_hash(name: str | None) -> str:
+    """Hash of one mistake: its table entry's text and the source of its wrong implementation (helpers that an
+    entry calls are not followed: edit the entry, or clear .mistake_cache/, after changing one)."""
+    if name is None:
+        return BASELINE
+    import inspect
+    m = ddpm_mistakes.BY_NAME[name]
+    text = (TOOLS / "ddpm_mistakes.py").read_text()
+    start = text.index(f'Mistake("{name}"')
+    nxt = text.find("Mistake(", start + 1)
+    entry = text[start:nxt if nxt > 0 else len(text)]
+    try:
+        src = inspect.getsource(m.wrong)
+    except (OSError, TypeError):
+        src = ""
+    return _sha(entry.encode(), src.encode())
 
 
 def notebook_hash(path: Path) -> str:
@@ -225,10 +243,10 @@ def measure(mistakes: list[str], chapters: list[Path], tests: list[str], cell_ti
     jobs_list = []
     for m in [None] + mistakes:
         for ch in chapters:
-            key = _sha(b"chapter", (m or BASELINE).encode(), ch.name.encode(), notebook_hash(ch).encode(), pkg.encode())
+            key = _sha(b"chapter", mistake_hash(m).encode(), ch.name.encode(), notebook_hash(ch).encode(), pkg.encode())
             jobs_list.append(("chapter", m, ch, key))
         for g in groups:
-            key = _sha(b"tests", (m or BASELINE).encode(), tests_hash(g).encode(), pkg.encode())
+            key = _sha(b"tests", mistake_hash(m).encode(), tests_hash(g).encode(), pkg.encode())
             jobs_list.append(("tests", m, tuple(g), key))
 
     raw = {}
