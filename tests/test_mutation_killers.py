@@ -449,3 +449,18 @@ def test_respace_keeps_clipping_on_and_the_bound_method_defaults_to_the_discreti
     r = d.bits_per_dim(model, x0, progress=False, generator=torch.Generator().manual_seed(1))
     s = bits_per_dim(d, model, x0, progress=False, generator=torch.Generator().manual_seed(1), decoder="discretized")
     torch.testing.assert_close(r.terms, s.terms)
+
+
+def test_schedule_padding_entries_and_input_checks():
+    s = Schedule([0.1, 0.2, 0.3])  # a plain list is accepted
+    torch.testing.assert_close(s.betas, torch.tensor([0.0, 0.1, 0.2, 0.3], dtype=torch.float64))
+    assert s.alpha_bars[3].item() == pytest.approx(0.9 * 0.8 * 0.7, rel=1e-15)
+    # t = 0: the posterior is the identity (weight 1 on x_0, 0 on x_t), beta~_0 = 0, SNR infinite
+    assert s.posterior_coef_x0[0].item() == 1.0 and s.posterior_coef_xt[0].item() == 0.0
+    assert s.beta_tildes[0].item() == 0.0 and s.snr[0].item() == math.inf
+    assert s.log_beta_tildes_clipped[0].item() == -math.inf
+    assert torch.isfinite(s.posterior_coef_x0).all() and torch.isfinite(s.posterior_coef_xt).all()
+    with pytest.raises(ValueError, match=r"^every beta_t must lie in \(0, 1\)"):
+        Schedule([0.0, 0.1])
+    with pytest.raises(ValueError, match=r"^betas must be finite$"):
+        Schedule([0.1, float("nan")])

@@ -97,7 +97,8 @@ def _x0_from_eps_swapped(orig):
 
 def _loss_simple_weighted(orig):
     def loss_simple(self, model, x0, t=None, noise=None, generator=None, reduction="mean"):
-        import torch
+        if reduction not in ("mean", "none"):  # let the original reject it
+            return orig(self, model, x0, t=t, noise=noise, generator=generator, reduction=reduction)
         if t is None:
             t = self.sample_t(x0.shape[0], generator, x0.device)
         t = self._t(t, x0)

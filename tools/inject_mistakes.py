@@ -109,7 +109,7 @@ def _cached(key: str, compute):
 def cell_label(source: str) -> str:
     lines = [ln.strip() for ln in source.splitlines() if ln.strip()]
     for ln in lines:
-        if ln.startswith("#") and not ln.startswith("#!") and len(ln.lstrip("# ")) > 3:
+        if ln.startswith("#") and not ln.startswith("#!") and len(ln.lstrip("# ").split()) >= 2:
             label = ln.lstrip("# ").strip()
             break
     else:
@@ -259,6 +259,8 @@ def measure(mistakes: list[str], chapters: list[Path], tests: list[str], cell_ti
         if kind == "chapter":
             raw[(kind, m, ch.name)] = value
         else:
+            own = {t.partition("::")[0] for t in ch}  # a group reports only its own files' tests
+            value = dict(value, failed=[f for f in value["failed"] if f["test"].split("::")[0] in own])
             prev = raw.setdefault((kind, m, None), {"seconds": 0.0, "passed": 0, "failed": []})
             prev["seconds"] += value["seconds"]
             prev["passed"] += value["passed"]
@@ -285,7 +287,9 @@ def summarize(measured: dict, mistakes: list[str], chapters: list[Path], tests: 
                 if c["ename"] in CASCADE:
                     cascades += 1
                     continue
-                cells.append({"notebook": ch.name, **{k: c[k] for k in ("index", "id", "label", "ename", "evalue")}})
+                label = cell_label("".join(json.loads(ch.read_text())["cells"][c["index"]]["source"]))
+                cells.append({"notebook": ch.name, **{k: c[k] for k in ("index", "id", "ename", "evalue")},
+                              "label": label})
         failed = [f for f in raw[("tests", m, None)]["failed"] if f["test"] not in base_tests]
         out[m] = {"target": entry.target, "description": entry.description, "cells": cells,
                   "cascaded_cells": cascades, "tests": failed, "chapter_status": statuses}
