@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from docutils import nodes
 from docutils.utils import new_document
 from docutils.frontend import get_default_settings
@@ -66,3 +68,24 @@ def test_extension_puts_the_line_under_the_title(tmp_path, monkeypatch):
     other = _doctree("Other\n=====\n\nText.\n")
     ext._add_runtime_line(SimpleNamespace(env=SimpleNamespace(docname="book/intro", note_dependency=deps.append)), other)
     assert not any("ddpm-runtime" in n["classes"] for n in other.findall(nodes.paragraph))
+
+
+def test_every_chapter_has_a_run_time():
+    assert chapter_times.main(["--check"]) == 0
+
+
+def test_stored_seconds_reads_the_stored_runs_cell_timings(tmp_path):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1"), nbformat.v4.new_markdown_cell("x"), nbformat.v4.new_code_cell("2")]
+    nb.cells[0].metadata["execution"] = {"iopub.execute_input": "2026-12-02T10:00:00.000000Z",
+                                         "shell.execute_reply": "2026-12-02T10:00:01.000000Z"}
+    nb.cells[2].metadata["execution"] = {"iopub.execute_input": "2026-12-02T10:00:30.000000Z",
+                                         "shell.execute_reply": "2026-12-02T10:01:12.500000Z"}
+    path = tmp_path / "ch.ipynb"
+    nbformat.write(nb, path)
+    assert chapter_times.stored_seconds(path) == 72.5
+    del nb.cells[2].metadata["execution"]
+    nbformat.write(nb, path)
+    with pytest.raises(ValueError, match="no cell timings"):
+        chapter_times.stored_seconds(path)

@@ -30,3 +30,10 @@ def test_every_checker_has_a_test_that_uses_it():
         text = (ROOT / "tests" / f"test_exercises_{mod}.py").read_text()
         missing = [n for n in names if n not in text]
         assert not missing, f"tests/test_exercises_{mod}.py does not exercise {missing}"
+
+
+def test_the_exercises_page_lists_every_checker():
+    page = (ROOT / "book" / "exercises.md").read_text()
+    listed = set(re.findall(r"`(check_\w+)`", page.split("| Chapter | Module | Checkers |")[1]))
+    every = {n for names in list_exercises().values() for n in names}
+    assert listed == every, (sorted(every - listed), sorted(listed - every))

@@ -12,7 +12,11 @@ Usage (from the repository root, on an otherwise idle 2-core machine)::
 
     OMP_NUM_THREADS=2 python tools/chapter_times.py                 # every chapter
     OMP_NUM_THREADS=2 python tools/chapter_times.py book/15_x.ipynb  # only these (others keep their entry)
+    python tools/chapter_times.py --from-stored                      # from the stored run's cell timings
     python tools/chapter_times.py --check                            # every chapter has an entry
+
+``--from-stored`` reads the wall time of the top-to-bottom run whose outputs each notebook stores (the cells'
+``metadata.execution`` timestamps written by nbclient) instead of running the chapter again.
 """
 from __future__ import annotations
 
@@ -74,6 +78,20 @@ def measure(notebook: Path, timeout: int = 1800) -> float:
     return time.perf_counter() - start
 
 
+def stored_seconds(notebook: Path) -> float:
+    """Wall seconds of the stored top-to-bottom run: first cell's start to last cell's reply (nbclient timings)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    stamps = [c.metadata.get("execution", {}) for c in nb.cells if c.cell_type == "code"]
+    start = stamps[0].get("iopub.execute_input") if stamps else None
+    end = stamps[-1].get("shell.execute_reply") if stamps else None
+    if not (start and end):
+        raise ValueError(f"{notebook}: the stored run has no cell timings (execute it with nbclient first)")
+    parse = lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
 def docname(notebook: Path, root: Path = ROOT) -> str:
     return str(notebook.resolve().relative_to(root.resolve()).with_suffix(""))
 
@@ -82,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="only these chapters (default: all in _toc.yml)")
     parser.add_argument("--check", action="store_true", help="only check that every chapter has a measurement")
+    parser.add_argument("--from-stored", action="store_true",
+                        help="use the stored run's cell timings instead of executing the chapters again")
     parser.add_argument("--cores", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
                         help="cores of the machine measured on (default: OMP_NUM_THREADS or 2)")
     args = parser.parse_args(argv)
@@ -94,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         return 1 if missing else 0
     for nb in [p.resolve() for p in args.notebooks] or chapter_notebooks(ROOT):
-        seconds = measure(nb)
+        seconds = stored_seconds(nb) if args.from_stored else measure(nb)
         chapters[docname(nb)] = {"cpu_seconds": round(seconds, 1), "colab_seconds": round(colab_estimate(seconds)),
                                  "cores": args.cores, "date": dt.date.today().isoformat(),
                                  "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
