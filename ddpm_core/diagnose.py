@@ -25,6 +25,7 @@ from torch import nn
 
 from .diffusion import GaussianDiffusion
 from .likelihood import prior_bpd
+from .objectives import loss as _objective
 from .schedules import Schedule
 
 __all__ = ["Finding", "Diagnosis", "diagnose", "gaussian_baseline_loss", "gaussian_full_eps_oracle",
@@ -295,7 +296,7 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
                     pred_eps = out
                 else:
                     out_f = out.to(torch.float32)
-                    ab = diffusion.schedule.gather("alpha_bars", t.to(device), x0)
+                    ab = diffusion.schedule.gather(diffusion.schedule.alpha_bars, t.to(device), x0)
                     if diffusion.parameterization == "x0":
                         pred_x0 = out_f
                     else:
@@ -366,7 +367,7 @@ def diagnose(model: Callable, diffusion: GaussianDiffusion, data: torch.Tensor, 
             t = torch.randint(1, diffusion.T + 1, (x0.shape[0],), generator=g).to(device)
             eps = torch.randn(x0.shape, generator=g).to(device)
             with torch.enable_grad():
-                l_val = diffusion.loss_simple(lambda x, s: model(x.to(dtype), s), x0, t, eps)
+                l_val = _objective(diffusion, lambda x, s: model(x.to(dtype), s), x0, t=t, noise=eps)
                 grads = torch.autograd.grad(l_val, [q for _, q in trainable], allow_unused=True)
             bad_grads = [nme for (nme, _), gr in zip(trainable, grads) if gr is not None and not torch.isfinite(gr).all()]
             if bad_grads or not torch.isfinite(l_val.detach()):

@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
+import ddpm_core
 from ddpm_core import GaussianDiffusion, Schedule
-from ddpm_core.diagnose import (diagnose, gaussian_baseline_loss, gaussian_full_eps_oracle, data_mean_cov)
+from ddpm_core.diagnose import diagnose, gaussian_baseline_loss, gaussian_full_eps_oracle, data_mean_cov
 from ddpm_core.oracles import gaussian_eps_oracle
 
 SCHED = Schedule.linear(T=100, beta_1=1e-4, beta_T=0.2)
@@ -61,7 +62,7 @@ def test_healthy_setup_has_no_finding():
     data = gaussian_data()
     model = healthy(data)
     diff = GaussianDiffusion(SCHED, clip_denoised=False)
-    samples = diff.sample(model, (1000, 2), generator=torch.Generator().manual_seed(2), progress=False)
+    samples = ddpm_core.sample(model, diff, (1000, 2), generator=torch.Generator().manual_seed(2), progress=False)
     r = diagnose(model, diff, data, samples=samples, verbose=False)
     assert r.findings == [], [str(f) for f in r.findings]
     assert r.ok and (r.loss <= r.baseline + 0.05).all()
@@ -188,7 +189,7 @@ def test_bad_samples(transform, code):
     data = gaussian_data()
     model = healthy(data)
     diff = GaussianDiffusion(SCHED, clip_denoised=False)
-    samples = diff.sample(model, (1000, 2), generator=torch.Generator().manual_seed(2), progress=False)
+    samples = ddpm_core.sample(model, diff, (1000, 2), generator=torch.Generator().manual_seed(2), progress=False)
     r = diagnose(model, diff, data, samples=transform(samples), verbose=False)
     assert code in r.codes
 
@@ -219,7 +220,7 @@ def test_blurred_samples_of_clustered_data():
 
 
 def test_a_model_that_cannot_be_called_is_reported():
-    from ddpm_core import MLPConfig, MLPDenoiser
+    from ddpm_core.nn import MLPConfig, MLPDenoiser
     data = gaussian_data()
     model = MLPDenoiser(MLPConfig(dim=2, width=16, depth=1)).half().eval()   # float32 time embedding meets float16
     r = diagnose(model, GaussianDiffusion(SCHED, clip_denoised=False), data, verbose=False)

@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from ddpm_core.exercises import (ExerciseFailed, check_gaussian_baseline, check_reverse_noise,
-                                 check_to_model_range)
+from ddpm_core.exercises import ExerciseFailed, check_gaussian_baseline, check_reverse_noise, check_to_model_range
 from ddpm_core.schedules import Schedule
 from ddpm_core.diagnose import gaussian_baseline_loss
 
