@@ -66,10 +66,15 @@ def loss(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *, object
         ``"hybrid"``: L_simple + ``vlb_weight`` * L_vlb, with lambda = 0.001 as in Nichol & Dhariwal (2021). With
         this package's fixed variances both parts train the mean; L_T is a constant (no gradient).
 
-    t, noise: the timesteps (B,) (paper's 1..T) and eps (shaped like x_0); drawn with ``generator`` when omitted.
+    t, noise:
+        the timesteps (B,) (paper's 1..T) and eps (shaped like x_0); drawn with ``generator`` when omitted.
         The same x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps feeds both parts of the hybrid.
-    reduction: ``"mean"`` (a scalar) or ``"none"`` (shape (B,)).
-    decoder: L_0 of the bound, ``"discretized"`` (Eq. 13, 8-bit data in [-1, 1]) or ``"gaussian"`` (continuous
+
+    reduction:
+        ``"mean"`` (a scalar) or ``"none"`` (shape (B,)).
+
+    decoder:
+        L_0 of the bound, ``"discretized"`` (Eq. 13, 8-bit data in [-1, 1]) or ``"gaussian"`` (continuous
         data); used by "vlb" and "hybrid".
 
     Returns a differentiable tensor.
