@@ -122,11 +122,16 @@ def url_copies(root: Path | str = ROOT) -> list[tuple[str, int, str, str]]:
     return found
 
 
+def _config_repo(root: Path) -> tuple[str, str]:
+    """("owner/name", branch) of the repository that ``_config.yml`` names."""
+    url, branch, _ = repository(root / "_config.yml")
+    return url.removeprefix("https://github.com/"), branch
+
+
 def disagreeing_url_copies(root: Path | str = ROOT) -> list[str]:
     """The copies of the repository URL (and Colab links) that differ from ``_config.yml``, as readable lines."""
     root = Path(root)
-    url, branch, _ = repository(root / "_config.yml")
-    repo = url.removeprefix("https://github.com/")
+    repo, branch = _config_repo(root)
     problems = []
     for rel, lineno, kind, value in url_copies(root):
         if rel == "_config.yml":
@@ -140,8 +145,7 @@ def disagreeing_url_copies(root: Path | str = ROOT) -> list[str]:
 def fix_url_copies(root: Path | str = ROOT) -> list[str]:
     """Rewrite every disagreeing copy to the URL and branch of ``_config.yml``; returns the files changed."""
     root = Path(root)
-    url, branch, _ = repository(root / "_config.yml")
-    repo = url.removeprefix("https://github.com/")
+    repo, branch = _config_repo(root)
     changed = []
     for rel in sorted({p.split(":", 1)[0] for p in disagreeing_url_copies(root)}):
         path = root / rel
