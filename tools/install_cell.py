@@ -84,7 +84,8 @@ def colab_url(config_path: Path | str, notebook: str) -> str:
 # ---- the repository URL is one setting: every copy in the repository must agree with _config.yml -------------
 # GitHub repositories the book refers to that are not the book's own (a copy of the book's URL is any other one).
 EXTERNAL_REPOS = frozenset({"mseitzer/pytorch-fid", "mhchem/mhchemParser", "someone/fork", "hojonathanho/diffusion",
-                            "lucidrains/denoising-diffusion-pytorch", "huggingface/diffusers", "d2l-ai/d2l-en"})
+                            "lucidrains/denoising-diffusion-pytorch", "huggingface/diffusers", "d2l-ai/d2l-en",
+                            "boxed/mutmut"})
 SKIP_DIRS = ("book/_mathjax/", "_build/", ".venv/", "venv/")
 _GITHUB = re.compile(r"(?<![\w.])github\.com/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?(?=[/\s\"'`)\]}>@#?,;]|\.?$|\.\s)")
 _COLAB = re.compile(r"colab\.research\.google\.com/github/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)/blob/([A-Za-z0-9_.-]+)/")
