@@ -429,6 +429,12 @@ def main(argv=None) -> int:
                 print(json.dumps(new["mistakes"], indent=1))
                 return 0
             old_m = old["mistakes"]
+            same = all(old.get(k) == new[k] for k in ("package_hash", "notebook_hashes", "chapters", "unit_tests"))
+            if not same:  # rows measured on other code would be presented as current: drop them
+                stale = sorted(set(old_m) - set(new["mistakes"]))
+                print(f"note: the stored rows {stale} were measured on other package, chapter or test code and are "
+                      "dropped; rerun without --only to measure them")
+                old_m = {}
             old_m.update(new["mistakes"])
             new["mistakes"] = {m.name: old_m[m.name] for m in ddpm_mistakes.MISTAKES if m.name in old_m}
         RESULTS.write_text(json.dumps(new, indent=1) + "\n")
