@@ -123,13 +123,25 @@ def inject_cell_source(mistake: str | None) -> str:
             "import ddpm_mistakes\nddpm_mistakes.apply_from_env()")
 
 
-def run_chapter(path: Path, mistake: str | None, cell_timeout: int) -> dict:
-    """Execute one chapter with the mistake injected; return {cells: [{index, id, label, error, ename, evalue}]}."""
+def run_chapter(path: Path, mistake: str | None, cell_timeout: int, attempts: int = 3) -> dict:
+    """Execute one chapter with the mistake injected; return {cells: [{index, id, label, error, ename, evalue}]}.
+    A kernel that fails to start (e.g. a port taken by another process) is retried."""
+    for _ in range(attempts - 1):
+        out = _run_chapter_once(path, mistake, cell_timeout)
+        if "kernel_info" not in out["status"]:
+            return out
+    return _run_chapter_once(path, mistake, cell_timeout)
+
+
+def _run_chapter_once(path: Path, mistake: str | None, cell_timeout: int) -> dict:
     import nbclient
     import nbformat
     from nbclient.exceptions import DeadKernelError
 
     nb = nbformat.read(path, as_version=4)
+    for c in nb.cells:  # stored outputs must not pass for this run's (a cell that never ran has none)
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
     originals = list(nb.cells)
     inject = nbformat.v4.new_code_cell(inject_cell_source(mistake))
     nb.cells = [inject] + originals
