@@ -434,9 +434,11 @@ def main(argv=None) -> int:
         chapters, tests = chapter_paths(args.chapters), test_paths(args.tests)
         measured = measure(names, chapters, tests, args.cell_timeout, args.jobs)
         new = summarize(measured, names, chapters, tests)
+        if args.chapters != DEFAULT_CHAPTERS:  # the page shows the command that measured it
+            new["command"] = f"{COMMAND} --chapters {' '.join(args.chapters)}"
         if RESULTS.exists() and (args.only or args.chapters != DEFAULT_CHAPTERS):
             old = json.loads(RESULTS.read_text())
-            if args.chapters != DEFAULT_CHAPTERS:
+            if not set(DEFAULT_CHAPTERS) <= set(args.chapters):
                 print("note: a partial --chapters run is printed but not stored (the table covers all chapters)")
                 print(json.dumps(new["mistakes"], indent=1))
                 return 0
@@ -444,8 +446,9 @@ def main(argv=None) -> int:
             same = all(old.get(k) == new[k] for k in ("package_hash", "notebook_hashes", "chapters", "unit_tests"))
             if not same:  # rows measured on other code would be presented as current: drop them
                 stale = sorted(set(old_m) - set(new["mistakes"]))
-                print(f"note: the stored rows {stale} were measured on other package, chapter or test code and are "
-                      "dropped; rerun without --only to measure them")
+                if stale:
+                    print(f"note: the stored rows {stale} were measured on other package, chapter or test code and are "
+                          "dropped; rerun without --only to measure them")
                 old_m = {}
             old_m.update(new["mistakes"])
             new["mistakes"] = {m.name: old_m[m.name] for m in ddpm_mistakes.MISTAKES if m.name in old_m}
