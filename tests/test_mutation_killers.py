@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
+import ddpm_core
 from ddpm_core.diffusion import GaussianDiffusion
-from ddpm_core.likelihood import loss_vlb, rate_distortion, vb_term_bpd
-from ddpm_core.losses import (discretized_gaussian_bin_probs, discretized_gaussian_log_likelihood,
-                              standard_normal_cdf)
+from ddpm_core.likelihood import rate_distortion, vb_term_bpd
+from ddpm_core.losses import discretized_gaussian_bin_probs, discretized_gaussian_log_likelihood, standard_normal_cdf
 from ddpm_core.samplers import _check_timesteps, respace, respaced_betas, strided_timesteps
 from ddpm_core.schedules import Schedule, cosine_betas, quadratic_betas
 
@@ -151,7 +151,7 @@ def test_loss_simple_draws_t_then_noise_from_the_generator():
     d = _toy(clip_denoised=False)
     x0 = torch.randn(6, 2)
     model = lambda x, t: 0.5 * x + 0.1 * t.float().unsqueeze(1)
-    got = d.loss_simple(model, x0, generator=torch.Generator().manual_seed(11), reduction="none")
+    got = ddpm_core.loss(d, model, x0, generator=torch.Generator().manual_seed(11), reduction="none")
     g = torch.Generator().manual_seed(11)
     t = torch.randint(1, d.T + 1, (6,), generator=g)
     eps = torch.randn(6, 2, generator=g)
@@ -165,15 +165,15 @@ def test_loss_simple_argument_checks():
     d = _toy()
     x0, model = torch.zeros(2, 3), (lambda x, t: torch.zeros_like(x))
     with pytest.raises(ValueError, match=r"^reduction must be 'mean' or 'none', got 'sum'"):
-        d.loss_simple(model, x0, reduction="sum")
+        ddpm_core.loss(d, model, x0, reduction="sum")
     with pytest.raises(ValueError, match=r"^x0 contains NaN"):
-        d.loss_simple(model, torch.full((2, 3), float("nan")))
+        ddpm_core.loss(d, model, torch.full((2, 3), float("nan")))
     with pytest.raises(ValueError, match=r"^noise must have the same shape as x, \(2, 3\); got \(2, 2\)"):
-        d.loss_simple(model, x0, noise=torch.zeros(2, 2))
+        ddpm_core.loss(d, model, x0, noise=torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"^model output must be shaped like x_0 \(2, 3\), got torch.Size\(\[2, 1\]\)"):
-        d.loss_simple(lambda x, t: torch.zeros(2, 1), x0)
+        ddpm_core.loss(d, lambda x, t: torch.zeros(2, 1), x0)
     with pytest.raises(ValueError, match=r"^model output must be shaped like x_0 \(2, 3\), got list"):
-        d.loss_simple(lambda x, t: [0.0], x0)
+        ddpm_core.loss(d, lambda x, t: [0.0], x0)
 
 
 # ---- the bound -------------------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_loss_vlb_is_reproducible_with_a_generator_and_never_clips():
     x0 = torch.tensor([[0.2, -0.4], [0.6, 0.0], [-1.0, 1.0]])
     model = lambda x, t: 3.0 * x
     g1 = torch.Generator().manual_seed(2)
-    got = loss_vlb(d, model, x0, generator=g1, reduction="none", decoder="gaussian")
+    got = ddpm_core.loss(d, model, x0, objective="vlb", generator=g1, reduction="none", decoder="gaussian")
     g2 = torch.Generator().manual_seed(2)
     t = torch.randint(1, d.T + 1, (3,), generator=g2)
     xt = d.q_sample(x0, t, generator=g2)
@@ -193,7 +193,7 @@ def test_loss_vlb_is_reproducible_with_a_generator_and_never_clips():
     torch.testing.assert_close(got, prior_bpd(d, x0) + d.T * term)
     assert not torch.allclose(term, clipped)
     with pytest.raises(ValueError, match=r"^reduction must be 'mean' or 'none', got 'sum'"):
-        loss_vlb(d, model, x0, reduction="sum")
+        ddpm_core.loss(d, model, x0, objective="vlb", reduction="sum")
 
 
 def test_rate_distortion_reads_the_curve_at_t_and_keeps_float64():
@@ -258,27 +258,35 @@ def test_respace_keeps_every_setting_and_maps_steps_to_the_original_t():
     assert rmodel.table.dtype == torch.long and rmodel.table.tolist() == [0, 2, 5, 10]
 
 
-def test_diffusion_methods_forward_every_argument_to_the_likelihood_functions():
-    from ddpm_core.likelihood import bits_per_dim
+def test_loss_vlb_and_bits_per_dim_forward_every_argument_to_the_bound_terms():
+    # 0.1 tested GaussianDiffusion.loss_vlb / .bits_per_dim, pass-throughs that 0.2 removed: the same arguments now
+    # go to ddpm_core.loss(objective="vlb") and ddpm_core.bits_per_dim, compared with the terms computed by hand.
+    from ddpm_core.likelihood import prior_bpd
     d = _toy(T=6, parameterization="eps", clip_denoised=False)
     x0 = torch.tensor([[-1.0, 1 / 255], [0.2, 1.0]])
     model = lambda x, t: 0.1 * x
+    t = torch.tensor([1, 4])
     for decoder in ("discretized", "gaussian"):
-        a = d.loss_vlb(model, x0, t=torch.tensor([1, 4]), generator=torch.Generator().manual_seed(0),
-                       reduction="none", decoder=decoder)
-        b = loss_vlb(d, model, x0, t=torch.tensor([1, 4]), generator=torch.Generator().manual_seed(0),
-                     reduction="none", decoder=decoder)
-        torch.testing.assert_close(a, b)
+        a = ddpm_core.loss(d, model, x0, objective="vlb", t=t, generator=torch.Generator().manual_seed(0),
+                           reduction="none", decoder=decoder)
+        xt = d.q_sample(x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)))
+        want = prior_bpd(d, x0) + d.T * vb_term_bpd(d, model, x0, xt, t, clip_denoised=False, decoder=decoder)["term"]
+        torch.testing.assert_close(a, want)
         assert a.shape == (2,)
-        r = d.bits_per_dim(model, x0, progress=False, generator=torch.Generator().manual_seed(1), decoder=decoder)
-        s = bits_per_dim(d, model, x0, progress=False, generator=torch.Generator().manual_seed(1), decoder=decoder)
-        torch.testing.assert_close(r.terms, s.terms)
-    gauss = d.loss_vlb(model, x0, t=torch.tensor([1, 1]), generator=torch.Generator().manual_seed(0),
-                       decoder="gaussian")
-    disc = d.loss_vlb(model, x0, t=torch.tensor([1, 1]), generator=torch.Generator().manual_seed(0))
+        r = ddpm_core.bits_per_dim(d, model, x0, generator=torch.Generator().manual_seed(1), decoder=decoder)
+        g = torch.Generator().manual_seed(1)
+        for t_val in range(d.T, 0, -1):  # one x_t per t, drawn from T down to 1
+            tt = torch.full((2,), t_val)
+            xt = d.q_sample(x0, tt, torch.randn(x0.shape, generator=g))
+            term = vb_term_bpd(d, model, x0, xt, tt, clip_denoised=False, decoder=decoder)["term"]
+            torch.testing.assert_close(r.terms[:, t_val - 1], term.double())
+    gauss = ddpm_core.loss(d, model, x0, objective="vlb", t=torch.tensor([1, 1]),
+                           generator=torch.Generator().manual_seed(0), decoder="gaussian")
+    disc = ddpm_core.loss(d, model, x0, objective="vlb", t=torch.tensor([1, 1]),
+                          generator=torch.Generator().manual_seed(0))
     assert gauss.item() != pytest.approx(disc.item(), rel=1e-3)
-    mean = d.loss_vlb(model, x0, t=torch.tensor([1, 4]), generator=torch.Generator().manual_seed(0),
-                      decoder="gaussian")
+    mean = ddpm_core.loss(d, model, x0, objective="vlb", t=t, generator=torch.Generator().manual_seed(0),
+                          decoder="gaussian")
     assert mean.ndim == 0
     assert repr(d).startswith("GaussianDiffusion(Schedule(name='linear', T=6") and "parameterization='eps'" in repr(d)
 
@@ -288,13 +296,12 @@ def test_ddim_noise_scale_is_eta_times_the_posterior_std_by_monte_carlo(eta):
     # Song et al. (2021), Eq. (16): sigma_{t->s}(eta) = eta sqrt((1 - ab_s)/(1 - ab_t)) sqrt(1 - ab_t/ab_s).
     # With an x0-model that returns its input, the step 10 -> 1 from a fixed x_10 is deterministic except for
     # sigma z, and the last step 1 -> 0 returns x0_hat(x_1) = x_1: the spread of the output is sigma itself.
-    from ddpm_core.samplers import ddim_sample
     d = _toy(T=10, parameterization="x0", clip_denoised=False)
     ab1, ab10 = d.schedule.alpha_bars[1].item(), d.schedule.alpha_bars[10].item()
     sigma = eta * math.sqrt((1 - ab1) / (1 - ab10) * (1 - ab10 / ab1))
     n = 20000
-    x = ddim_sample(d, lambda x, t: x, (n, 1), timesteps=[1, 10], eta=eta, x_start=torch.full((n, 1), 0.5),
-                    generator=torch.Generator().manual_seed(0), progress=False)
+    x = ddpm_core.sample(lambda x, t: x, d, (n, 1), sampler="ddim", timesteps=[1, 10], eta=eta,
+                         x_start=torch.full((n, 1), 0.5), generator=torch.Generator().manual_seed(0))
     sd = x.std().item()
     if eta <= 1:
         assert abs(sd / sigma - 1) < 0.03  # standard error of a sample sd: 1/sqrt(2n) = 0.5 %
@@ -440,15 +447,19 @@ def test_prior_and_rate_keep_their_precision():
     assert rd.rate[-1].item() == pytest.approx(1e-7, rel=1e-12, abs=0)  # a Python float prior is read in float64
 
 
-def test_respace_keeps_clipping_on_and_the_bound_method_defaults_to_the_discretized_decoder():
-    from ddpm_core.likelihood import bits_per_dim
+def test_respace_keeps_clipping_on_and_bits_per_dim_defaults_to_the_discretized_unclipped_bound():
     d = _toy(T=6, clip_denoised=True)
     assert respace(d, lambda x, t: x, [3, 6])[0].clip_denoised is True
     x0 = torch.tensor([[-1.0, 1 / 255]])
-    model = lambda x, t: 0.1 * x
-    r = d.bits_per_dim(model, x0, progress=False, generator=torch.Generator().manual_seed(1))
-    s = bits_per_dim(d, model, x0, progress=False, generator=torch.Generator().manual_seed(1), decoder="discretized")
+    model = lambda x, t: 3.0 * x  # its x_0 prediction leaves [-1, 1], so clipping changes the terms
+    r = ddpm_core.bits_per_dim(d, model, x0, generator=torch.Generator().manual_seed(1))
+    s = ddpm_core.bits_per_dim(d, model, x0, generator=torch.Generator().manual_seed(1), decoder="discretized",
+                               clip_denoised=False)
     torch.testing.assert_close(r.terms, s.terms)
+    gauss = ddpm_core.bits_per_dim(d, model, x0, generator=torch.Generator().manual_seed(1), decoder="gaussian")
+    clipped = ddpm_core.bits_per_dim(d, model, x0, generator=torch.Generator().manual_seed(1), clip_denoised=True)
+    assert not torch.allclose(r.terms[:, 0], gauss.terms[:, 0])
+    assert not torch.allclose(r.terms, clipped.terms)
 
 
 def test_schedule_padding_entries_and_input_checks():

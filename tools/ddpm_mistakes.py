@@ -96,19 +96,14 @@ def _x0_from_eps_swapped(orig):
 
 
 def _loss_simple_weighted(orig):
-    def loss_simple(self, model, x0, t=None, noise=None, generator=None, reduction="mean"):
-        if reduction not in ("mean", "none"):  # let the original reject it
-            return orig(self, model, x0, t=t, noise=noise, generator=generator, reduction=reduction)
-        if t is None:
-            t = self.sample_t(x0.shape[0], generator, x0.device)
-        t = self._t(t, x0)
-        per_example = orig(self, model, x0, t=t, noise=noise, generator=generator, reduction="none")
-        s = self.schedule
+    def _simple(diffusion, model, x0, t, noise, xt):
+        per_example = orig(diffusion, model, x0, t, noise, xt)
+        s = diffusion.schedule
         # the true bound's weight of Eq. (12), beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)): L_simple drops it
-        lam = s.betas ** 2 / (2 * self.model_variances.clamp(min=1e-300) * s.alphas * (1 - s.alpha_bars).clamp(min=1e-300))
-        per_example = per_example * lam[t.cpu()].to(per_example)
-        return per_example.mean() if reduction == "mean" else per_example
-    return loss_simple
+        lam = s.betas ** 2 / (2 * diffusion.model_variances.clamp(min=1e-300) * s.alphas
+                              * (1 - s.alpha_bars).clamp(min=1e-300))
+        return per_example * lam[t.cpu()].to(per_example)
+    return _simple
 
 
 def _edges_not_extended(orig):
@@ -127,14 +122,13 @@ def _edges_not_extended(orig):
 def _ddim_eta_twice(orig):
     sig = inspect.signature(orig)
 
-    def ddim_sample(*args, **kwargs):
+    def _ddim_step(*args, **kwargs):
         bound = sig.bind(*args, **kwargs)
-        bound.apply_defaults()
         eta = bound.arguments["eta"]
-        if isinstance(eta, (int, float)) and eta >= 0:  # bad values go through unchanged: the original rejects them
+        if isinstance(eta, (int, float)) and eta >= 0:  # ddpm_core.sample has already rejected bad values
             bound.arguments["eta"] = eta ** 2  # sigma = eta * eta * sqrt(...): eta applied twice
         return orig(*bound.args, **bound.kwargs)
-    return ddim_sample
+    return _ddim_step
 
 
 def _time_embedding_shifted(orig):
@@ -195,12 +189,12 @@ MISTAKES: tuple[Mistake, ...] = (
             _schedule_override(posterior_coef_x0=lambda s: s.posterior_coef_xt.clone(),
                                posterior_coef_xt=lambda s: s.posterior_coef_x0.clone()),
             "posterior mean coefficients of x_0 and x_t swapped (Eq. 7)"),
-    Mistake("lsimple_wrong_weight", "ddpm_core.diffusion.GaussianDiffusion.loss_simple", _loss_simple_weighted,
+    Mistake("lsimple_wrong_weight", "ddpm_core.objectives._simple", _loss_simple_weighted,
             "L_simple weighted by the true bound's lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)) "
             "instead of 1 (Eq. 12 vs Eq. 14)"),
     Mistake("decoder_edges_finite", "ddpm_core.losses._bin_edges_log_probs", _edges_not_extended,
             "the decoder's edge bins not extended to -inf / +inf (Eq. 13): the probabilities no longer sum to one"),
-    Mistake("ddim_eta_twice", "ddpm_core.samplers.ddim_sample", _ddim_eta_twice,
+    Mistake("ddim_eta_twice", "ddpm_core.samplers._ddim_step", _ddim_eta_twice,
             "DDIM's sigma with eta applied twice: sigma = eta^2 sqrt(...) (Song et al. 2021, Eq. 16)"),
     Mistake("time_embedding_t_minus_1", "ddpm_core.nn.layers.timestep_embedding", _time_embedding_shifted,
             "the network's time embedding fed t - 1 instead of the paper's t"),

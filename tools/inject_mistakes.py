@@ -123,13 +123,25 @@ def inject_cell_source(mistake: str | None) -> str:
             "import ddpm_mistakes\nddpm_mistakes.apply_from_env()")
 
 
-def run_chapter(path: Path, mistake: str | None, cell_timeout: int) -> dict:
-    """Execute one chapter with the mistake injected; return {cells: [{index, id, label, error, ename, evalue}]}."""
+def run_chapter(path: Path, mistake: str | None, cell_timeout: int, attempts: int = 3) -> dict:
+    """Execute one chapter with the mistake injected; return {cells: [{index, id, label, error, ename, evalue}]}.
+    A kernel that fails to start (e.g. a port taken by another process) is retried."""
+    for _ in range(attempts - 1):
+        out = _run_chapter_once(path, mistake, cell_timeout)
+        if "kernel_info" not in out["status"]:
+            return out
+    return _run_chapter_once(path, mistake, cell_timeout)
+
+
+def _run_chapter_once(path: Path, mistake: str | None, cell_timeout: int) -> dict:
     import nbclient
     import nbformat
     from nbclient.exceptions import DeadKernelError
 
     nb = nbformat.read(path, as_version=4)
+    for c in nb.cells:  # stored outputs must not pass for this run's (a cell that never ran has none)
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
     originals = list(nb.cells)
     inject = nbformat.v4.new_code_cell(inject_cell_source(mistake))
     nb.cells = [inject] + originals
@@ -422,13 +434,22 @@ def main(argv=None) -> int:
         chapters, tests = chapter_paths(args.chapters), test_paths(args.tests)
         measured = measure(names, chapters, tests, args.cell_timeout, args.jobs)
         new = summarize(measured, names, chapters, tests)
+        if args.chapters != DEFAULT_CHAPTERS:  # the page shows the command that measured it
+            new["command"] = f"{COMMAND} --chapters {' '.join(args.chapters)}"
         if RESULTS.exists() and (args.only or args.chapters != DEFAULT_CHAPTERS):
             old = json.loads(RESULTS.read_text())
-            if args.chapters != DEFAULT_CHAPTERS:
+            if not set(DEFAULT_CHAPTERS) <= set(args.chapters):
                 print("note: a partial --chapters run is printed but not stored (the table covers all chapters)")
                 print(json.dumps(new["mistakes"], indent=1))
                 return 0
             old_m = old["mistakes"]
+            same = all(old.get(k) == new[k] for k in ("package_hash", "notebook_hashes", "chapters", "unit_tests"))
+            if not same:  # rows measured on other code would be presented as current: drop them
+                stale = sorted(set(old_m) - set(new["mistakes"]))
+                if stale:
+                    print(f"note: the stored rows {stale} were measured on other package, chapter or test code and are "
+                          "dropped; rerun without --only to measure them")
+                old_m = {}
             old_m.update(new["mistakes"])
             new["mistakes"] = {m.name: old_m[m.name] for m in ddpm_mistakes.MISTAKES if m.name in old_m}
         RESULTS.write_text(json.dumps(new, indent=1) + "\n")
