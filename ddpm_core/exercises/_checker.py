@@ -98,6 +98,17 @@ def _close(got: Any, expected: Any, rtol: float, atol: float) -> Optional[str]:
     return None
 
 
+def _recognise(mistakes: Sequence[tuple[Any, str]], matches: Callable[[Any], bool], default: str) -> str:
+    """The hint of the first plausible wrong answer that the student's answer matches (else ``default``)."""
+    for wrong, why in mistakes:
+        try:
+            if matches(wrong):
+                return why
+        except Exception:  # noqa: BLE001 - a mistake model that does not apply to this input
+            continue
+    return default
+
+
 def check_function(exercise: str, student: Callable[..., Any], reference: Callable[..., Any],
                    cases: Sequence[Case], *, mistakes: Sequence[Mistake] = (), hint: str,
                    rtol: float = 1e-5, atol: float = 1e-6, quiet: bool = False) -> bool:
@@ -119,14 +130,8 @@ def check_function(exercise: str, student: Callable[..., Any], reference: Callab
         reason = _close(got, expected, rtol, atol)
         if reason is None:
             continue
-        chosen = hint
-        for m in mistakes:
-            try:
-                if _close(got, m.fn(**case.kwargs), rtol, atol) is None:
-                    chosen = m.hint
-                    break
-            except Exception:  # noqa: BLE001 - a mistake model that does not apply to this case
-                continue
+        chosen = _recognise([(m.fn, m.hint) for m in mistakes],
+                            lambda fn: _close(got, fn(**case.kwargs), rtol, atol) is None, hint)
         raise ExerciseFailed(exercise, f"wrong result on the case '{case.label}' ({reason}).\n"
                                        f"  expected: {_fmt(expected)}\n  returned: {_fmt(got)}", chosen)
     if not quiet:
@@ -160,11 +165,7 @@ def check_expression(exercise: str, student: Any, reference: Any, *, mistakes: S
         return diff == 0 or sp.simplify(sp.logcombine(sp.expand_log(diff, force=True), force=True)) == 0
 
     if not same(student, reference):
-        chosen = hint
-        for wrong, why in mistakes:
-            if same(student, sp.sympify(wrong)):
-                chosen = why
-                break
+        chosen = _recognise(mistakes, lambda wrong: same(student, sp.sympify(wrong)), hint)
         raise ExerciseFailed(exercise, f"your expression is not equal to the answer.\n  returned: {student}", chosen)
     if not quiet:
         print(f"{exercise}: correct ({reference} up to simplification).")
@@ -179,11 +180,8 @@ def check_value(exercise: str, student: Any, expected: float, *, rtol: float = 1
     except (TypeError, ValueError) as err:
         raise ExerciseFailed(exercise, f"expected a number, got {type(student).__name__}", hint) from err
     if not (math.isfinite(got) and abs(got - expected) <= atol + rtol * abs(expected)):
-        chosen = hint
-        for wrong, why in mistakes:
-            if math.isfinite(got) and abs(got - wrong) <= atol + rtol * abs(wrong):
-                chosen = why
-                break
+        chosen = _recognise(mistakes, lambda wrong: math.isfinite(got) and abs(got - wrong) <= atol + rtol * abs(wrong),
+                            hint)
         raise ExerciseFailed(exercise, f"expected {expected:.6g}, returned {got:.6g}", chosen)
     if not quiet:
         print(f"{exercise}: correct ({got:.6g}).")
