@@ -19,6 +19,9 @@
 #   DDPM_REHEARSAL_RESULTS    results file (default: _build/colab_rehearsal.json)
 #   DDPM_REHEARSAL_CHAPTERS   space-separated notebook paths to run instead of every chapter
 #   PYTHON                    the interpreter that creates the venv (default: python3)
+#   DDPM_REHEARSAL_PIP_CONFIG the pip configuration file (default: /dev/null, i.e. none: a machine-wide pip.conf
+#                             that caps versions or pins an index would make this a rehearsal of that machine, not
+#                             of a hosted service; set it to a real file to keep such a configuration)
 # Uncommitted changes are not rehearsed (the install cell clones the committed HEAD).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +29,8 @@ PY=${PYTHON:-python3}
 WORK=${DDPM_REHEARSAL_DIR:-$(mktemp -d -t ddpm-colab-XXXXXX)}
 RESULTS=${DDPM_REHEARSAL_RESULTS:-$ROOT/_build/colab_rehearsal.json}
 mkdir -p "$WORK" "$(dirname "$RESULTS")"
+# no machine-wide pip configuration (for example a cap on torch's version) in the venv or in the install cells
+export PIP_CONFIG_FILE=${DDPM_REHEARSAL_PIP_CONFIG:-/dev/null}
 echo "rehearsal: work folder $WORK"
 
 if [ ! -x "$WORK/venv/bin/python" ]; then
