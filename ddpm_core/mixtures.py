@@ -14,7 +14,7 @@ import torch
 
 from .schedules import Schedule
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "MIXTURE_NAMES", "named_mixture"]
 
 AlphaBar = Union[float, torch.Tensor]
 
@@ -142,3 +142,23 @@ class GaussianMixture:
             return eps.to(device=x_t.device, dtype=x_t.dtype)
 
         return model
+
+
+# The book's ground-truth data sets: fixed mixtures, roughly unit scale (like the 2-D toys), with unequal weights
+# and widths so that no symmetry hides a mistake. ``sample_toy("gaussian_mixture", n)`` draws from the 2-D one,
+# ``sample_toy("gaussian_mixture_1d", n)`` from the 1-D one; the data sets of the same names label every point with
+# its component (the class of the conditional-generation chapter).
+_NAMED = {
+    "gaussian_mixture": dict(weights=[0.5, 0.3, 0.2], means=[[-1.0, -0.6], [1.1, -0.4], [0.1, 1.2]],
+                             stds=[[0.35, 0.25], [0.2, 0.45], [0.4, 0.2]]),
+    "gaussian_mixture_1d": dict(weights=[0.4, 0.6], means=[[-1.2], [0.8]], stds=[[0.25], [0.45]]),
+}
+MIXTURE_NAMES: tuple[str, ...] = tuple(_NAMED)
+
+
+def named_mixture(name: str) -> GaussianMixture:
+    """The fixed mixture ``name`` (one of ``MIXTURE_NAMES``): the exact density, score and class posterior of the
+    toy data sets of the same name, at every alpha-bar."""
+    if name not in _NAMED:
+        raise ValueError(f"unknown mixture {name!r}; allowed names: {', '.join(MIXTURE_NAMES)}")
+    return GaussianMixture(**_NAMED[name])

@@ -12,7 +12,7 @@ from .images import ArrayImageDataset, ImageFolderDataset, RandomHorizontalFlip,
 from .loader import mix_seed
 from .paths import data_home
 from .readers import read_cifar10, read_mnist
-from .toys import TOY_NAMES, sample_toy
+from .toys import MIXTURE_TOYS, TOY_NAMES, sample_mixture_toy, sample_toy
 
 __all__ = ["IMAGE_DATASETS", "DATASET_NAMES", "make_dataset"]
 
@@ -37,7 +37,8 @@ def make_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
         download: fetch missing CIFAR-10 / MNIST files (needs internet; md5-checked). Otherwise missing files
             raise ``FileNotFoundError`` saying what to put where.
         seed: seed of the flips and of the toy points (the test split of a toy uses other points).
-        toy_size: number of points drawn for a toy data set (labels are -1).
+        toy_size: number of points drawn for a toy data set (labels are -1, except for the Gaussian mixtures,
+            whose points are labelled by their component).
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown data set {name!r}; allowed names: {', '.join(DATASET_NAMES)}")
@@ -50,6 +51,9 @@ def make_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
         if flip:
             raise ValueError(f"flip=True applies to images only, not to the 2-D toy {name!r}")
         g = torch.Generator().manual_seed(mix_seed(seed, _SPLITS.index(split), 0x70F))
+        if name in MIXTURE_TOYS:   # labelled by mixture component (the class, for conditional models)
+            x, k = sample_mixture_toy(name, toy_size, generator=g)
+            return TensorDataset(x.to(torch.float32), k)
         x = sample_toy(name, toy_size, generator=g)
         return TensorDataset(x, torch.full((toy_size,), -1, dtype=torch.int64))
 

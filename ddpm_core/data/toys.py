@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["TOY_NAMES", "sample_toy"]
+__all__ = ["TOY_NAMES", "MIXTURE_TOYS", "sample_toy", "sample_mixture_toy"]
 
 
 def _check_n(n: int) -> None:
@@ -70,19 +70,39 @@ def _checkerboard(n: int, g: torch.Generator | None) -> torch.Tensor:
     return torch.stack([x, y], dim=1) * (math.sqrt(3) / 2)
 
 
+def _mixture(name: str) -> Callable[[int, torch.Generator | None], torch.Tensor]:
+    """Draws from the fixed Gaussian mixture ``name`` of :mod:`ddpm_core.mixtures` (exact density known)."""
+    def draw(n: int, g: torch.Generator | None) -> torch.Tensor:
+        return sample_mixture_toy(name, n, g)[0]
+    return draw
+
+
+def sample_mixture_toy(name: str, n: int, generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, k)``: n float64 points of the mixture toy ``name`` and their component labels (int64)."""
+    from ..mixtures import named_mixture
+
+    return named_mixture(name).sample(n, generator, return_labels=True)
+
+
 _TOYS: dict[str, Callable[[int, torch.Generator | None], torch.Tensor]] = {
     "swiss_roll": _swiss_roll,
     "two_moons": _two_moons,
     "eight_gaussians": _eight_gaussians,
     "checkerboard": _checkerboard,
+    "gaussian_mixture": _mixture("gaussian_mixture"),
+    "gaussian_mixture_1d": _mixture("gaussian_mixture_1d"),
 }
+MIXTURE_TOYS: tuple[str, ...] = ("gaussian_mixture", "gaussian_mixture_1d")
 TOY_NAMES: tuple[str, ...] = tuple(_TOYS)
 
 
 def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw ``n`` points of the toy distribution ``name`` (one of ``TOY_NAMES``).
 
-    Returns a float32 tensor of shape (n, 2), with population mean 0 and mean coordinate variance 1.
+    Returns a float32 tensor of shape (n, 2) (``gaussian_mixture_1d``: (n, 1)). The shapes are centred and scaled
+    to population mean 0 and mean coordinate variance 1; the Gaussian mixtures (:func:`ddpm_core.mixtures.
+    named_mixture`) are left as defined there, roughly unit scale, so that their exact density applies as is.
     Sampling is done in float64 on the CPU from ``generator`` (the global RNG if None), so a seeded
     generator gives the same points on every machine.
     """

@@ -275,6 +275,15 @@ PRESETS: dict[str, TrainConfig] = {
                          warmup_steps=100, grad_clip=1.0, ema_decay=0.995, ema_warmup=True, variance="beta",
                          clip_denoised=False, decoder="gaussian", log_every=50, sample_every=1000,
                          ckpt_every=500, n_samples=1000),
+    # The ground-truth toys (exact density and score known, ddpm_core.mixtures.named_mixture): the same recipe.
+    "mixture2d": TrainConfig(name="mixture2d", model="toy2d", data="gaussian_mixture", lr=1e-3, batch_size=256,
+                             steps=4000, warmup_steps=100, grad_clip=1.0, ema_decay=0.995, ema_warmup=True,
+                             variance="beta", clip_denoised=False, decoder="gaussian", log_every=50,
+                             sample_every=2000, ckpt_every=1000, n_samples=1000),
+    "mixture1d": TrainConfig(name="mixture1d", model="toy2d", model_overrides={"dim": 1}, data="gaussian_mixture_1d",
+                             lr=1e-3, batch_size=256, steps=4000, warmup_steps=100, grad_clip=1.0, ema_decay=0.995,
+                             ema_warmup=True, variance="beta", clip_denoised=False, decoder="gaussian",
+                             log_every=50, sample_every=0, ckpt_every=1000, n_samples=1000),
 }
 
 
