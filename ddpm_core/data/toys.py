@@ -101,8 +101,9 @@ def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> t
     """Draw ``n`` points of the toy distribution ``name`` (one of ``TOY_NAMES``).
 
     Returns a float32 tensor of shape (n, 2) (``gaussian_mixture_1d``: (n, 1)). The shapes are centred and scaled
-    to population mean 0 and mean coordinate variance 1; the Gaussian mixtures (:func:`ddpm_core.mixtures.
-    named_mixture`) are left as defined there, roughly unit scale, so that their exact density applies as is.
+    to population mean 0 and mean coordinate variance 1; the Gaussian mixtures
+    (:func:`ddpm_core.mixtures.named_mixture`) are left as defined there, roughly unit scale, so that their exact
+    density applies as is.
     Sampling is done in float64 on the CPU from ``generator`` (the global RNG if None), so a seeded
     generator gives the same points on every machine.
     """
