@@ -113,6 +113,14 @@ def schedule_from_alpha_bars(alpha_bars: torch.Tensor, name: str = "custom") -> 
     return Schedule(1.0 - ab / prev, name=name)
 
 
+def _check_ends(snr_max: float, snr_min: float) -> None:
+    for nm, v in (("snr_max", snr_max), ("snr_min", snr_min)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
+    if not snr_max > snr_min:
+        raise ValueError(f"snr_max must be > snr_min, got snr_max={snr_max}, snr_min={snr_min}")
+
+
 def cosine_log_snr_schedule(snr_max: float, snr_min: float) -> LogSNRSchedule:
     """The cosine schedule of Nichol & Dhariwal (2021, Eq. 17), alpha_bar = cos^2(phi), with phi linear in s and its
     end points chosen so that SNR(0) = ``snr_max`` and SNR(1) = ``snr_min``:
@@ -131,14 +139,6 @@ def cosine_log_snr_schedule(snr_max: float, snr_min: float) -> LogSNRSchedule:
 
     return LogSNRSchedule("cosine", lambda s: -2.0 * torch.log(torch.tan(phi(s))),
                           lambda s: -4.0 * (phi1 - phi0) / torch.sin(2.0 * phi(s)))
-
-
-def _check_ends(snr_max: float, snr_min: float) -> None:
-    for nm, v in (("snr_max", snr_max), ("snr_min", snr_min)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
-    if not snr_max > snr_min:
-        raise ValueError(f"snr_max must be > snr_min, got snr_max={snr_max}, snr_min={snr_min}")
 
 
 def loglinear_log_snr_schedule(snr_max: float, snr_min: float) -> LogSNRSchedule:
@@ -286,6 +286,7 @@ def bound_weights(schedule: Schedule, on: str = "eps") -> torch.Tensor:
     return w
 
 
+@torch.no_grad()
 def x0_mse(denoiser: Denoiser, x0: torch.Tensor, log_snr: torch.Tensor,
            generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """||x_0 - x0_hat(x_v, lambda)||^2 per example and per lambda, shape (L, B), for the L values of ``log_snr`` (L,):
