@@ -171,9 +171,10 @@ def ode_log_likelihood(sde: VPSDE, model: Callable, x0: torch.Tensor, *, diverge
 def dequantize(x: torch.Tensor, *, bits: int = 8, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Uniform dequantization of ``bits``-bit data (Theis et al. 2016; Song et al. 2021, App. D.2).
 
-    ``x`` (B, ...) holds levels k in 0..2^bits - 1 stored as x = 2 k / (2^bits - 1) - 1 (this package's scaling to
-    [-1, 1]); returns y = 2 (k + u) / 2^bits - 1 with u ~ U[0, 1) per entry, so that the 2^bits bins
-    [2 k / 2^bits - 1, 2 (k + 1) / 2^bits - 1) of width 2 / 2^bits tile [-1, 1). Same shape and dtype as ``x``.
+    ``x`` (B, ...) holds levels k in 0..K-1, K = 2^bits, stored as x = 2 k / (K - 1) - 1 (this package's scaling to
+    [-1, 1], grid spacing 2 h with h = 1 / (K - 1)). Returns y = x + (2 u - 1) h with u ~ U[0, 1) per entry: uniform
+    on the bin [x - h, x + h) centred on x, the bins of the decoder of Eq. (13) (they tile [-1 - h, 1 + h)).
+    Same shape and dtype as ``x``.
     """
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
         raise ValueError(f"bits must be an int in 1..16, got {bits!r}")
@@ -184,22 +185,23 @@ def dequantize(x: torch.Tensor, *, bits: int = 8, generator: Optional[torch.Gene
     k = levels.round()
     if (levels - k).abs().max() > 1e-3 or k.min() < 0 or k.max() > top:
         raise ValueError(f"x must lie on the {bits}-bit grid x = 2 k / {top} - 1, k in 0..{top}")
-    u = torch.rand(x.shape, generator=generator, dtype=torch.float64)
-    return (2 * (k + u.to(k.device)) / 2**bits - 1).to(x.dtype)
+    u = torch.rand(x.shape, generator=generator, dtype=torch.float64).to(k.device)
+    return (2 * k / top - 1 + (2 * u - 1) / top).to(x.dtype)
 
 
 def dequantized_bits_per_dim(log_likelihood: torch.Tensor, dim: int, *, bits: int = 8) -> torch.Tensor:
     """Bits/dim of ``bits``-bit data from the continuous log-density of its dequantized version (nats, (B,)).
 
-    P(k) = int_bin p(y) dy >= (2 / 2^bits)^D exp(E_u log p(y)) (Jensen), so
-    -log2 P(k) / D <= -E_u[log p(y)] / (D ln 2) + bits - 1 for data on [-1, 1] (bins of width 2 / 2^bits).
-    Returns -log_likelihood / (dim ln 2) + bits - 1, shape (B,).
+    With the bins of :func:`dequantize` (width 2 / (2^bits - 1) around each level of [-1, 1]),
+    P(k) = int_bin p(y) dy >= (2 / (2^bits - 1))^D exp(E_u log p(y)) (Jensen), so
+    -log2 P(k) / D <= -E_u[log p(y)] / (D ln 2) + log2((2^bits - 1) / 2)   (+ 6.994 bits/dim for 8 bits).
+    Returns -log_likelihood / (dim ln 2) + log2((2^bits - 1) / 2), shape (B,).
     """
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be an int >= 1, got {dim!r}")
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
         raise ValueError(f"bits must be an int in 1..16, got {bits!r}")
-    return -log_likelihood / (dim * math.log(2.0)) + (bits - 1)
+    return -log_likelihood / (dim * math.log(2.0)) + math.log2((2**bits - 1) / 2)
 
 
 def bound_term_ranges(prior: torch.Tensor, terms: torch.Tensor,

@@ -7,10 +7,11 @@ The model is ``load_pretrained(get_preset("digits"))`` (eps-prediction, L_simple
 read as a score model of the VP-SDE ``VPSDE.from_schedule`` (``ddpm_core.sde.score_from_eps``, eps interpolated
 in t). For each of the first ``--n`` held-out digits (8-bit levels k in 0..255, stored as x = k / 127.5 - 1):
 
-ODE (Song et al. 2021, App. D.2): uniform dequantization, y = (k + u) / 128 - 1 with u ~ U[0, 1)^D (one draw per
-    image), so that the 256 bins of width 2 / 256 tile [-1, 1). Jensen gives, per image,
-        -log2 P(k) <= E_u[-log2 p(y)] - D log2(2 / 256) = E_u[-log2 p(y)] + 7 D,
-    so bits/dim = -log p(y) / (D ln 2) + 7 is an (unbiased single-draw estimate of an) upper bound on the
+ODE (Song et al. 2021, App. D.2): uniform dequantization on the decoder's bins, y = x + (2 u - 1) / 255 with
+    u ~ U[0, 1)^D (one draw per image; ``ddpm_core.ode_likelihood.dequantize``): the bins of width 2 / 255 centred
+    on the levels the model was trained on tile [-1 - 1/255, 1 + 1/255). Jensen gives, per image,
+        -log2 P(k) <= E_u[-log2 p(y)] - D log2(2 / 255) = E_u[-log2 p(y)] + D log2(127.5),
+    so bits/dim = -log p(y) / (D ln 2) + 6.994 is an (unbiased single-draw estimate of an) upper bound on the
     model's discrete NLL per dimension. log p(y) is ``ode_log_likelihood`` with Hutchinson's trace estimator
     (``--probes`` Rademacher probes per image, fixed along the trajectory), dopri5 with rtol = atol = ``--tol``,
     from s_min = ``--s-min`` (default 1e-3 = t / T for t = 1, the smallest noise level the model was trained at)

@@ -71,9 +71,10 @@ def test_linear_flow_foreign_symbol():
 
 @pytest.mark.parametrize("wrong, hint", [
     (lambda log_likelihood, dim, bits: -log_likelihood / (dim * math.log(2.0)), "bin width is missing"),
+    (lambda log_likelihood, dim, bits: -log_likelihood / (dim * math.log(2.0)) + bits - 1, "2 / 2^bits"),
     (lambda log_likelihood, dim, bits: -log_likelihood / (dim * math.log(2.0)) + bits, "not bits"),
-    (lambda log_likelihood, dim, bits: -log_likelihood / dim + bits - 1, "nats"),
-    (lambda log_likelihood, dim, bits: -log_likelihood / math.log(2.0) + bits - 1, "divide the total by dim"),
+    (lambda log_likelihood, dim, bits: -log_likelihood / dim + math.log2((2**bits - 1) / 2), "nats"),
+    (lambda log_likelihood, dim, bits: -log_likelihood / math.log(2.0) + math.log2((2**bits - 1) / 2), "by dim"),
 ])
 def test_dequantized_bpd_mistakes(wrong, hint):
     with pytest.raises(ExerciseFailed) as err:

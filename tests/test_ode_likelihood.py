@@ -170,14 +170,15 @@ def test_dequantize_puts_each_value_in_its_own_bin():
     x = (k / 127.5 - 1).float()[:, None]
     y = dequantize(x, generator=torch.Generator().manual_seed(0))
     assert y.shape == x.shape and y.dtype == x.dtype
-    # bin j = [2 j / 256 - 1, 2 (j + 1) / 256 - 1): y lies in bin k
-    assert torch.equal(torch.floor((y.double()[:, 0] + 1) * 128), k)
-    assert y.min() >= -1 and y.max() < 1
-    u = (y.double()[:, 0] + 1) * 128 - k  # the uniform offsets
+    # the decoder's bins (Eq. 13): [x - 1/255, x + 1/255) around each level, i.e. level = round((y + 1) * 127.5)
+    assert torch.equal(torch.round((y.double()[:, 0] + 1) * 127.5), k)
+    assert y.min() >= -1 - 1 / 255 and y.max() < 1 + 1 / 255
+    u = ((y.double() - x.double())[:, 0] * 255 + 1) / 2  # the uniform offsets in [0, 1)
+    assert u.min() >= 0 and u.max() < 1
     assert abs(float(u.mean()) - 0.5) < 4 * math.sqrt(1 / 12 / u.numel())
-    # 1-bit data: levels -1 and 1, bins [-1, 0) and [0, 1)
+    # 1-bit data: levels -1 and 1, bins [-2, 0) and [0, 2)
     y1 = dequantize(torch.tensor([[-1.0], [1.0]]), bits=1, generator=torch.Generator().manual_seed(1))
-    assert -1 <= y1[0, 0] < 0 <= y1[1, 0] < 1
+    assert -2 <= y1[0, 0] < 0 <= y1[1, 0] < 2
     with pytest.raises(ValueError, match="grid"):
         dequantize(torch.tensor([[0.3]]))
     with pytest.raises(ValueError, match="bits"):
@@ -188,15 +189,16 @@ def test_dequantize_puts_each_value_in_its_own_bin():
 
 def test_dequantized_bits_per_dim_against_exact_bin_probabilities():
     from ddpm_core.ode_likelihood import dequantize, dequantized_bits_per_dim
-    # the uniform density on [-1, 1]^D (log p = -D ln 2) is the uniform distribution on the 256^D bins: 8 bits/dim
-    D = 64
-    torch.testing.assert_close(dequantized_bits_per_dim(torch.tensor([-D * math.log(2.0)], dtype=torch.float64), D),
-                               torch.tensor([8.0], dtype=torch.float64))
+    # the uniform density on the union of the 256 bins, [-1 - h, 1 + h]^D with h = 1/255, is the uniform
+    # distribution on the 256^D levels: exactly 8 bits/dim
+    D, h = 64, 1 / 255
+    ll = torch.tensor([-D * math.log(2 + 2 * h)], dtype=torch.float64)
+    torch.testing.assert_close(dequantized_bits_per_dim(ll, D), torch.tensor([8.0], dtype=torch.float64))
     # a continuous N(0.1, 0.3^2) in 1-D: Jensen's bound E_u[bpd] >= -log2 P(bin), and close for a smooth density
     m, sd = 0.1, 0.3
     normal = torch.distributions.Normal(torch.tensor(m, dtype=torch.float64), torch.tensor(sd, dtype=torch.float64))
     for k in (100, 140, 170):
-        lo, hi = 2 * k / 256 - 1, 2 * (k + 1) / 256 - 1
+        lo, hi = k / 127.5 - 1 - h, k / 127.5 - 1 + h
         exact = -math.log2(float(normal.cdf(torch.tensor(hi)) - normal.cdf(torch.tensor(lo))))
         x = torch.full((20000, 1), k / 127.5 - 1, dtype=torch.float64)
         y = dequantize(x, generator=torch.Generator().manual_seed(k))

@@ -85,38 +85,44 @@ def check_linear_flow_log_density(student) -> bool:
 
 
 def _bpd_reference(log_likelihood: torch.Tensor, dim: int, bits: int) -> torch.Tensor:
-    return -log_likelihood / (dim * math.log(2.0)) + bits - 1
+    return -log_likelihood / (dim * math.log(2.0)) + math.log2((2**bits - 1) / 2)
 
 
 def check_dequantized_bpd(student) -> bool:
-    """Exercise: ``dequantized_bpd(log_likelihood, dim, bits)``: bits/dim of ``bits``-bit data scaled to [-1, 1]
-    from the log-density (nats, shape (B,)) of its uniformly dequantized version in ``dim`` dimensions."""
+    """Exercise: ``dequantized_bpd(log_likelihood, dim, bits)``: bits/dim of ``bits``-bit data on this package's
+    grid x = 2 k / (2^bits - 1) - 1, from the log-density (nats, shape (B,)) of its uniform dequantization over the
+    bins of width 2 / (2^bits - 1) centred on the levels, in ``dim`` dimensions."""
     g = torch.Generator().manual_seed(8)
     cases = [
-        Case("uniform density on [-1, 1]^64, 8 bits", {"log_likelihood": torch.tensor([-64 * math.log(2.0)],
-                                                                                       dtype=torch.float64),
-                                                      "dim": 64, "bits": 8}),
+        Case("uniform density on the 256 bins of [-1 - 1/255, 1 + 1/255]^64, 8 bits",
+             {"log_likelihood": torch.tensor([-64 * math.log(2 * 256 / 255)], dtype=torch.float64),
+              "dim": 64, "bits": 8}),
         Case("log p = 0 in 3072 dimensions, 8 bits", {"log_likelihood": torch.zeros(2, dtype=torch.float64),
                                                       "dim": 3072, "bits": 8}),
         Case("random log-likelihoods, 64 dims, 5 bits", {"log_likelihood": 100 * torch.randn(4, generator=g,
                                                                                              dtype=torch.float64),
                                                          "dim": 64, "bits": 5}),
-        Case("1 bit (binary data), 2 dims", {"log_likelihood": torch.tensor([1.5, -0.5], dtype=torch.float64),
-                                             "dim": 2, "bits": 1}),
+        Case("1 bit (levels -1 and 1, bins of width 2), 2 dims",
+             {"log_likelihood": torch.tensor([1.5, -0.5], dtype=torch.float64), "dim": 2, "bits": 1}),
     ]
+    nats_to_bits = lambda ll, dim: -ll / (dim * math.log(2.0))  # noqa: E731
     mistakes = [
-        Mistake(lambda log_likelihood, dim, bits: -log_likelihood / (dim * math.log(2.0)),
-                "the bin width is missing: each of the D coordinates lives in a bin of width 2 / 2^bits, which "
-                "adds -log2(2 / 2^bits) = bits - 1 bits per dimension."),
-        Mistake(lambda log_likelihood, dim, bits: -log_likelihood / (dim * math.log(2.0)) + bits,
-                "the data span [-1, 1], width 2: the bins have width 2 / 2^bits, so add bits - 1, not bits."),
-        Mistake(lambda log_likelihood, dim, bits: -log_likelihood / dim + bits - 1,
+        Mistake(lambda log_likelihood, dim, bits: nats_to_bits(log_likelihood, dim),
+                "the bin width is missing: each of the D coordinates lives in a bin of width 2 / (2^bits - 1), "
+                "which adds -log2(2 / (2^bits - 1)) bits per dimension."),
+        Mistake(lambda log_likelihood, dim, bits: nats_to_bits(log_likelihood, dim) + bits - 1,
+                "bins of width 2 / 2^bits belong to data scaled as (k + u) / 2^(bits-1) - 1; this grid has spacing "
+                "2 / (2^bits - 1): add log2((2^bits - 1) / 2)."),
+        Mistake(lambda log_likelihood, dim, bits: nats_to_bits(log_likelihood, dim) + bits,
+                "the levels span [-1, 1], not [0, 1]: the bins have width 2 / (2^bits - 1), so add "
+                "log2((2^bits - 1) / 2), not bits."),
+        Mistake(lambda log_likelihood, dim, bits: -log_likelihood / dim + math.log2((2**bits - 1) / 2),
                 "log_likelihood is in nats: divide by ln 2 to get bits."),
-        Mistake(lambda log_likelihood, dim, bits: -log_likelihood / math.log(2.0) + bits - 1,
+        Mistake(lambda log_likelihood, dim, bits: -log_likelihood / math.log(2.0) + math.log2((2**bits - 1) / 2),
                 "bits per dimension: divide the total by dim."),
-        Mistake(lambda log_likelihood, dim, bits: log_likelihood / (dim * math.log(2.0)) + bits - 1,
+        Mistake(lambda log_likelihood, dim, bits: -nats_to_bits(log_likelihood, dim) + math.log2((2**bits - 1) / 2),
                 "the sign: bits/dim is a negative log-likelihood."),
     ]
     return check_function("check_dequantized_bpd", student, _bpd_reference, cases, mistakes=mistakes,
-                          hint="bits/dim = -log p(y) / (D ln 2) + bits - 1 for data on [-1, 1].",
+                          hint="bits/dim = -log p(y) / (D ln 2) + log2((2^bits - 1) / 2) for levels on [-1, 1].",
                           rtol=1e-9, atol=1e-9)
