@@ -105,11 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--draws", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     command = "OMP_NUM_THREADS=1 python experiments/exact_likelihood_table.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
     for preset in args.only or CASES:
         t0 = time.perf_counter()
         res = run_case(preset, args.n, args.draws, args.seed)
@@ -119,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{preset}: true {res['true']['mean']:.4f}, ODE exact {res['ode_exact_exact_prior']['mean']:.4f}, "
               f"ODE model {res['ode_model']['mean']:.4f}, bound model beta {res['bound_model_beta']['total']['mean']:.4f}"
               f" ({res['seconds']:.0f} s)", flush=True)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
