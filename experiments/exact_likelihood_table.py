@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> None:
                    seconds=round(time.perf_counter() - t0, 1))
         results[preset] = res
         print(f"{preset}: true {res['true']['mean']:.4f}, ODE exact {res['ode_exact_exact_prior']['mean']:.4f}, "
-              f"ODE model {res['ode_model']['mean']:.4f}, bound model beta {res['bound_model_beta']['total']['mean']:.4f}"
-              f" ({res['seconds']:.0f} s)", flush=True)
+              f"ODE model {res['ode_model']['mean']:.4f}, "
+              f"bound model beta {res['bound_model_beta']['total']['mean']:.4f} ({res['seconds']:.0f} s)", flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
