@@ -10,6 +10,10 @@ adaptive solver. The divergence is exact (d autograd passes, for low dimension) 
 E_z[z^T (dv/dx) z] (Hutchinson 1989; Grathwohl et al. 2018), one vector-Jacobian product per probe, with the probes
 held fixed along the trajectory. With the exact score and the exact prior this is the exact log-density of the data
 up to solver tolerance.
+
+For 8-bit data, :func:`dequantize` spreads each level uniformly over its bin and :func:`dequantized_bits_per_dim`
+turns the continuous log-density into an upper bound on the discrete bits/dim (Theis et al. 2016);
+:func:`bound_term_ranges` splits the DDPM bound of Eq. (5) into L_T, sums over ranges of t and L_0 to compare with it.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ import torch
 from .schedules import Schedule
 from .sde import VPSDE, ScoreFn, as_score_fn, probability_flow_drift
 
-__all__ = ["divergence", "make_probes", "ODELikelihood", "ode_log_likelihood", "standard_normal_log_prob"]
+__all__ = ["divergence", "make_probes", "ODELikelihood", "ode_log_likelihood", "standard_normal_log_prob",
+           "dequantize", "dequantized_bits_per_dim", "bound_term_ranges"]
 
 DIVERGENCES = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
@@ -165,3 +170,69 @@ def ode_log_likelihood(sde: VPSDE, model: Callable, x0: torch.Tensor, *, diverge
     z, delta = xs[-1], ints[-1]
     prior = prior_log_prob(z)
     return ODELikelihood(log_likelihood=prior + delta, prior_log_prob=prior, delta_log_prob=delta, z=z, nfe=nfe)
+
+
+def dequantize(x: torch.Tensor, *, bits: int = 8, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Uniform dequantization of ``bits``-bit data (Theis et al. 2016; Song et al. 2021, App. D.2).
+
+    ``x`` (B, ...) holds levels k in 0..K-1, K = 2^bits, stored as x = 2 k / (K - 1) - 1 (this package's scaling to
+    [-1, 1], grid spacing 2 h with h = 1 / (K - 1)). Returns y = x + (2 u - 1) h with u ~ U[0, 1) per entry: uniform
+    on the bin [x - h, x + h) centred on x, the bins of the decoder of Eq. (13) (they tile [-1 - h, 1 + h)).
+    Same shape and dtype as ``x``.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+        raise ValueError(f"bits must be an int in 1..16, got {bits!r}")
+    if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
+        raise TypeError("x must be a floating tensor of data scaled to [-1, 1]")
+    top = 2**bits - 1
+    levels = (x.double() + 1) * top / 2
+    k = levels.round()
+    if (levels - k).abs().max() > 1e-3 or k.min() < 0 or k.max() > top:
+        raise ValueError(f"x must lie on the {bits}-bit grid x = 2 k / {top} - 1, k in 0..{top}")
+    u = torch.rand(x.shape, generator=generator, dtype=torch.float64).to(k.device)
+    return (2 * k / top - 1 + (2 * u - 1) / top).to(x.dtype)
+
+
+def dequantized_bits_per_dim(log_likelihood: torch.Tensor, dim: int, *, bits: int = 8) -> torch.Tensor:
+    """Bits/dim of ``bits``-bit data from the continuous log-density of its dequantized version (nats, (B,)).
+
+    With the bins of :func:`dequantize` (width 2 / (2^bits - 1) around each level of [-1, 1]),
+    P(k) = int_bin p(y) dy >= (2 / (2^bits - 1))^D exp(E_u log p(y)) (Jensen), so
+    -log2 P(k) / D <= -E_u[log p(y)] / (D ln 2) + log2((2^bits - 1) / 2)   (+ 6.994 bits/dim for 8 bits).
+    Returns -log_likelihood / (dim ln 2) + log2((2^bits - 1) / 2), shape (B,).
+    """
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be an int >= 1, got {dim!r}")
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+        raise ValueError(f"bits must be an int in 1..16, got {bits!r}")
+    return -log_likelihood / (dim * math.log(2.0)) + math.log2((2**bits - 1) / 2)
+
+
+def bound_term_ranges(prior: torch.Tensor, terms: torch.Tensor,
+                      ranges: tuple[tuple[int, int], ...] = ((2, 10), (11, 100), (101, 1000))) -> dict:
+    """The bound of Eq. (5) of Ho et al. 2020 split into L_T, sums of L_{t-1} over ranges of t, and L_0.
+
+    ``prior`` (B,) is L_T and ``terms`` (B, T) holds the term of step t in column t - 1 (L_0 for t = 1, L_{t-1}
+    for t >= 2), as in :class:`ddpm_core.likelihood.BoundTerms`. ``ranges``: inclusive (first, last) step
+    numbers, disjoint, within 2..T. Returns ``{"L_T": (B,), "t=a..b": (B,) for each range, "L_0": (B,)}``
+    (units of the input); the values add up to the bound when the ranges cover 2..T.
+    """
+    if not isinstance(terms, torch.Tensor) or terms.ndim != 2:
+        raise ValueError(f"terms must be a tensor of shape (B, T), got "
+                         f"{tuple(terms.shape) if isinstance(terms, torch.Tensor) else type(terms).__name__}")
+    if not isinstance(prior, torch.Tensor) or prior.shape != terms.shape[:1]:
+        raise ValueError(f"prior must be a tensor of shape (B,) = ({terms.shape[0]},)")
+    T = terms.shape[1]
+    out = {"L_T": prior}
+    used: set[int] = set()
+    for r in ranges:
+        if (not isinstance(r, tuple) or len(r) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in r)
+                or not 2 <= r[0] <= r[1] <= T):
+            raise ValueError(f"each range must be a tuple (first, last) of ints with 2 <= first <= last <= T = {T}, "
+                             f"got {r!r}")
+        if used & set(range(r[0], r[1] + 1)):
+            raise ValueError(f"ranges must be disjoint, got {ranges!r}")
+        used |= set(range(r[0], r[1] + 1))
+        out[f"t={r[0]}..{r[1]}"] = terms[:, r[0] - 1:r[1]].sum(1)
+    out["L_0"] = terms[:, 0]
+    return out

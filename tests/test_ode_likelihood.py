@@ -162,3 +162,73 @@ def test_image_shaped_data_with_hutchinson_and_float32():
     assert err.mean().abs() < 4 * err.std() / math.sqrt(err.numel()) + 0.01, (err.mean(), err.std())
     rx = ode_log_likelihood(sde, score, x0[:4], s_min=0.0, rtol=1e-4, atol=1e-4, prior_log_prob=prior)  # exact div.
     assert (rx.log_likelihood - exact[:4]).abs().max() < 5e-3  # float32, rtol 1e-4: measured 1.8e-3
+
+
+def test_dequantize_puts_each_value_in_its_own_bin():
+    from ddpm_core.ode_likelihood import dequantize
+    k = torch.tensor([0, 1, 127, 128, 254, 255] * 50, dtype=torch.float64)
+    x = (k / 127.5 - 1).float()[:, None]
+    y = dequantize(x, generator=torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    # the decoder's bins (Eq. 13): [x - 1/255, x + 1/255) around each level, i.e. level = round((y + 1) * 127.5)
+    assert torch.equal(torch.round((y.double()[:, 0] + 1) * 127.5), k)
+    assert y.min() >= -1 - 1 / 255 and y.max() < 1 + 1 / 255
+    u = ((y.double() - x.double())[:, 0] * 255 + 1) / 2  # the uniform offsets in [0, 1)
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(float(u.mean()) - 0.5) < 4 * math.sqrt(1 / 12 / u.numel())
+    # 1-bit data: levels -1 and 1, bins [-2, 0) and [0, 2)
+    y1 = dequantize(torch.tensor([[-1.0], [1.0]]), bits=1, generator=torch.Generator().manual_seed(1))
+    assert -2 <= y1[0, 0] < 0 <= y1[1, 0] < 2
+    with pytest.raises(ValueError, match="grid"):
+        dequantize(torch.tensor([[0.3]]))
+    with pytest.raises(ValueError, match="bits"):
+        dequantize(x, bits=0)
+    with pytest.raises(TypeError, match="floating"):
+        dequantize(torch.tensor([[1]]))
+
+
+def test_dequantized_bits_per_dim_against_exact_bin_probabilities():
+    from ddpm_core.ode_likelihood import dequantize, dequantized_bits_per_dim
+    # the uniform density on the union of the 256 bins, [-1 - h, 1 + h]^D with h = 1/255, is the uniform
+    # distribution on the 256^D levels: exactly 8 bits/dim
+    D, h = 64, 1 / 255
+    ll = torch.tensor([-D * math.log(2 + 2 * h)], dtype=torch.float64)
+    torch.testing.assert_close(dequantized_bits_per_dim(ll, D), torch.tensor([8.0], dtype=torch.float64))
+    # a continuous N(0.1, 0.3^2) in 1-D: Jensen's bound E_u[bpd] >= -log2 P(bin), and close for a smooth density
+    m, sd = 0.1, 0.3
+    normal = torch.distributions.Normal(torch.tensor(m, dtype=torch.float64), torch.tensor(sd, dtype=torch.float64))
+    for k in (100, 140, 170):
+        lo, hi = k / 127.5 - 1 - h, k / 127.5 - 1 + h
+        exact = -math.log2(float(normal.cdf(torch.tensor(hi)) - normal.cdf(torch.tensor(lo))))
+        x = torch.full((20000, 1), k / 127.5 - 1, dtype=torch.float64)
+        y = dequantize(x, generator=torch.Generator().manual_seed(k))
+        bpd = dequantized_bits_per_dim(normal.log_prob(y[:, 0]), 1)
+        assert float(bpd.mean()) >= exact - 3 * float(bpd.std()) / math.sqrt(20000)
+        assert abs(float(bpd.mean()) - exact) < 2e-3, (k, float(bpd.mean()), exact)
+    with pytest.raises(ValueError, match="dim"):
+        dequantized_bits_per_dim(torch.zeros(1), 0)
+    with pytest.raises(ValueError, match="bits"):
+        dequantized_bits_per_dim(torch.zeros(1), 1, bits=17)
+
+
+def test_bound_term_ranges_add_up_to_the_bound():
+    from ddpm_core import GaussianDiffusion, bits_per_dim
+    from ddpm_core.ode_likelihood import bound_term_ranges
+    sched = Schedule.linear(50)
+    gm = GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], 0.3)
+    x = gm.sample(8, torch.Generator().manual_seed(0))
+    b = bits_per_dim(GaussianDiffusion(sched, clip_denoised=False), gm.eps_oracle(sched), x, decoder="gaussian",
+                     generator=torch.Generator().manual_seed(1))
+    parts = bound_term_ranges(b.prior, b.terms, ((2, 5), (6, 50)))
+    assert list(parts) == ["L_T", "t=2..5", "t=6..50", "L_0"]
+    torch.testing.assert_close(sum(parts.values()), b.total)
+    torch.testing.assert_close(parts["L_0"], b.decoder)
+    torch.testing.assert_close(parts["t=2..5"], b.terms[:, 1] + b.terms[:, 2] + b.terms[:, 3] + b.terms[:, 4])
+    with pytest.raises(ValueError, match="disjoint"):
+        bound_term_ranges(b.prior, b.terms, ((2, 10), (10, 20)))
+    with pytest.raises(ValueError, match="2 <= first"):
+        bound_term_ranges(b.prior, b.terms, ((1, 10),))
+    with pytest.raises(ValueError, match="2 <= first"):
+        bound_term_ranges(b.prior, b.terms, ((2, 51),))
+    with pytest.raises(ValueError, match="shape"):
+        bound_term_ranges(b.prior[:3], b.terms)
