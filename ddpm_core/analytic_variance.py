@@ -1,14 +1,16 @@
 """The optimal reverse variance of a Gaussian reverse step (Analytic-DPM, Bao et al. 2022, Theorem 1).
 
-With the reverse mean of Eq. (11) and a per-t scalar variance sigma_t^2, the variance that minimises the bound's
-expected L_{t-1} (equivalently KL(q(x_{t-1} | x_t) || p(x_{t-1} | x_t)) averaged over q(x_t)) is, per dimension,
+With the reverse mean of Eq. (11) at the exact eps-predictor and a per-t scalar variance sigma_t^2, the variance that
+minimises the bound's expected L_{t-1} (equivalently KL(q(x_{t-1} | x_t) || p(x_{t-1} | x_t)) averaged over q(x_t))
+is, per dimension,
 
     sigma*_t^2 = beta~_t + beta_t^2 / (alpha_t (1 - alpha_bar_t)) * (1 - (1 - alpha_bar_t) E||grad log q_t(x_t)||^2 / d)
 
-which is Bao et al.'s Eq. (7) with lambda_t^2 = beta~_t (their (sqrt(b_t / a_t) - sqrt(b_{t-1} - lambda_t^2))^2 with
-b = 1 - alpha_bar and a_t = alpha_t reduces to beta_t^2 / (alpha_t (1 - alpha_bar_t))). Since eps*(x_t) =
+which is Bao et al.'s Theorem 1 with lambda_t^2 = beta~_t (their (sqrt(b_t / a_t) - sqrt(b_{t-1} - lambda_t^2))^2 with
+b = 1 - alpha_bar and a_t = alpha_t reduces to beta_t^2 / (alpha_t (1 - alpha_bar_t)); their official code writes the
+same as beta~_t + coef_x0_t^2 (1 - alpha_bar_t) / alpha_bar_t (1 - Gamma_t)). Since eps*(x_t) =
 -sqrt(1 - alpha_bar_t) grad log q_t (Tweedie), (1 - alpha_bar_t) E||score||^2 / d = E||eps*(x_t)||^2 / d =: Gamma_t,
-which a trained eps-model estimates by Monte Carlo (Bao et al. Eq. 8). For a point mass Gamma_t = 1 and
+which a trained eps-model estimates by Monte Carlo (Bao et al. Sec. 3). For a point mass Gamma_t = 1 and
 sigma*^2 = beta~_t; for N(0, I) data Gamma_t = 1 - alpha_bar_t and sigma*^2 = beta_t: the paper's two choices
 (Ho et al. Sec. 3.2) are these two cases. In general beta~_t <= sigma*_t^2 (Gamma_t <= E||eps||^2 / d = 1), and
 sigma*_t^2 <= beta_t whenever tr Cov(x_0) <= d (then tr Cov(x_t) <= d and, by the Cramer-Rao bound
@@ -17,8 +19,10 @@ sigma*_t^2 > beta_t. Estimated values are clipped (Bao et al. Theorem 2) into [b
 smaller of beta~_t + beta_t^2 / (alpha_t (1 - alpha_bar_t)) (Gamma_t >= 0) and, for data in [a, b]^d,
 beta~_t + coef_x0_t^2 ((b - a) / 2)^2 (Cov(x_0 | x_t) <= ((b - a) / 2)^2 per dimension; coef_x0 of Eq. 7).
 
-``GaussianDiffusion`` takes only the named variances ("beta", "beta_tilde"), so the bound's terms with a variance
-table are computed here by :func:`vb_term_bpd_with_variance`.
+``GaussianDiffusion(..., variance=table)`` and ``bits_per_dim(..., variance=...)`` take such a table (or
+``"optimal"``, estimated by :func:`estimate_optimal_variance`); :func:`vb_term_bpd_with_variance` and
+:func:`bound_terms_with_variance` compute the bound's terms with a table independently of them (they keep the
+diffusion's named variance and replace only the KL's variance), which the tests use as a cross-check.
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ from .mixtures import GaussianMixture
 from .schedules import Schedule
 
 __all__ = ["optimal_variance", "mixture_score_sq_norm", "mixture_optimal_variance", "estimate_eps_sq_norm",
-           "model_optimal_variance", "vb_term_bpd_with_variance", "bound_terms_with_variance"]
+           "model_optimal_variance", "estimate_optimal_variance", "vb_term_bpd_with_variance",
+           "bound_terms_with_variance"]
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -47,7 +52,7 @@ def _check_schedule(schedule: Schedule) -> None:
 def optimal_variance(schedule: Schedule, *, eps_sq_norm: Optional[torch.Tensor] = None,
                      score_sq_norm: Optional[torch.Tensor] = None, clip: bool = True,
                      data_range: Optional[tuple[float, float]] = None) -> torch.Tensor:
-    """sigma*_t^2 for t = 1..T (Bao et al. 2022, Theorem 1, Eq. 7 with lambda^2 = beta~), a float64 table (T + 1,).
+    """sigma*_t^2 for t = 1..T (Bao et al. 2022, Theorem 1 with lambda^2 = beta~), a float64 table (T + 1,).
 
     Give exactly one of ``eps_sq_norm`` = Gamma_t = E||eps(x_t, t)||^2 / d or ``score_sq_norm`` =
     E||grad log q_t(x_t)||^2 / d, each a tensor of shape (T + 1,) indexed by t (index 0 ignored). ``clip`` clips into
@@ -126,7 +131,7 @@ def mixture_optimal_variance(mixture: GaussianMixture, schedule: Schedule, *, cl
 
 def estimate_eps_sq_norm(model: Model, schedule: Schedule, x0: torch.Tensor, *,
                          generator: Optional[torch.Generator] = None, batch_t: int = 1) -> torch.Tensor:
-    """Monte Carlo Gamma_t = E||eps_theta(x_t, t)||^2 / d over x_t ~ q(x_t | x0) for every t (Bao et al. Eq. 8).
+    """Monte Carlo Gamma_t = E||eps_theta(x_t, t)||^2 / d over x_t ~ q(x_t | x0) for every t (Bao et al. Sec. 3).
 
     x0: (B, ...) data; each t draws fresh noise. Returns float64 (T + 1,) (index 0 = 0). The model is called T times
     with batch B (``batch_t`` timesteps per call stacks them into one batch of batch_t * B).
@@ -154,10 +159,41 @@ def estimate_eps_sq_norm(model: Model, schedule: Schedule, x0: torch.Tensor, *,
 def model_optimal_variance(model: Model, schedule: Schedule, x0: torch.Tensor, *, clip: bool = True,
                            data_range: Optional[tuple[float, float]] = None,
                            generator: Optional[torch.Generator] = None, batch_t: int = 1) -> torch.Tensor:
-    """sigma*_t^2 (T + 1,) estimated from an eps-model on data x0 (B, ...) (Analytic-DPM, Bao et al. Eq. 7-8),
-    clipped as in :func:`optimal_variance`."""
+    """sigma*_t^2 (T + 1,) estimated from an eps-model on data x0 (B, ...) (Analytic-DPM, Bao et al. Theorem 1 with
+    the Monte Carlo estimate of Gamma_t), clipped as in :func:`optimal_variance`."""
     gamma = estimate_eps_sq_norm(model, schedule, x0, generator=generator, batch_t=batch_t)
     return optimal_variance(schedule, eps_sq_norm=gamma, clip=clip, data_range=data_range)
+
+
+def estimate_optimal_variance(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *,
+                              decoder: str = "discretized", generator: Optional[torch.Generator] = None,
+                              batch_t: int = 1) -> torch.Tensor:
+    """The table that ``bits_per_dim(..., variance="optimal")`` uses: sigma*_t^2 (T + 1,) float64 estimated from the
+    model on x0 (B, ...), for any parameterization of ``diffusion`` (its implied eps is used).
+
+    Clipped into Bao et al.'s bounds (Theorem 2; with data in [-1, 1] when ``decoder="discretized"``). At t = 1 the
+    lower bound beta~_1 is 0 and an estimate Gamma_1 >= 1 would give sigma_1^2 = 0, so the table is floored there
+    at beta~_2, the value the named variances use at t = 1 (the official code's clipped log-variance).
+    """
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+    if decoder not in ("discretized", "gaussian"):
+        raise ValueError(f"unknown decoder {decoder!r}; allowed: ['discretized', 'gaussian']")
+
+    def eps_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if diffusion.parameterization == "eps":
+            return model(x, t)
+        return diffusion.p_mean_variance(model, x, t, clip_denoised=False)["pred_eps"]
+
+    s = diffusion.schedule
+    table = model_optimal_variance(eps_model, s, x0, clip=True,
+                                   data_range=(-1.0, 1.0) if decoder == "discretized" else None,
+                                   generator=generator, batch_t=batch_t)
+    if s.T >= 2:
+        table[1] = max(float(table[1]), float(s.beta_tildes[2]))
+    elif not table[1] > 0:
+        table[1] = float(s.betas[1])
+    return table
 
 
 def _check_variances(diffusion: GaussianDiffusion, variances: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ Timesteps follow the paper (t = 1..T, see :mod:`ddpm_core.schedules`). Tensors `
 * ``"mean"`` - it predicts the reverse mean mu_theta(x_t, t) directly (the paper's mu~-prediction baseline).
 
 The reverse variance sigma_t^2 is fixed (Sec. 3.2): ``"beta"`` (sigma_t^2 = beta_t, optimal for x_0 ~ N(0, I))
-or ``"beta_tilde"`` (sigma_t^2 = beta~_t, optimal for x_0 a single point).
+or ``"beta_tilde"`` (sigma_t^2 = beta~_t, optimal for x_0 a single point), or any table of sigma_t^2 given as a
+tensor of shape (T + 1,) indexed by t (e.g. the optimal variance of :mod:`ddpm_core.analytic_variance`).
 
 This module holds the model's distributions only. The training objectives are in :mod:`ddpm_core.objectives`
 (``ddpm_core.loss``), the sampling loops in :mod:`ddpm_core.samplers` (``ddpm_core.sample``) and the bound in
@@ -17,7 +18,7 @@ bits/dim in :mod:`ddpm_core.likelihood` (``ddpm_core.bits_per_dim``); all of the
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 
@@ -72,6 +73,20 @@ def _check_model_output(out: torch.Tensor, t: torch.Tensor) -> None:
                                  "have diverged during training) and the sampler's settings")
 
 
+def _check_variance_table(variance: torch.Tensor, T: int) -> torch.Tensor:
+    """A reverse-variance table sigma_t^2, t = 1..T, as a float64 CPU tensor (T + 1,) with index 0 set to 0."""
+    if variance.ndim != 1 or variance.shape[0] != T + 1:
+        raise ValueError(f"a variance table must have shape (T + 1,) = ({T + 1},) (index t holds sigma_t^2, index 0 "
+                         f"is padding), got {tuple(variance.shape)}")
+    if not variance.dtype.is_floating_point:
+        raise TypeError(f"a variance table must be a floating-point tensor, got {variance.dtype}")
+    table = variance.detach().to(device="cpu", dtype=torch.float64).clone()
+    if not torch.isfinite(table[1:]).all() or (table[1:] <= 0).any():
+        raise ValueError("a variance table must be finite and > 0 at t = 1..T")
+    table[0] = 0.0
+    return table
+
+
 class GaussianDiffusion:
     """Forward and reverse Gaussian diffusion over a :class:`Schedule`: q(x_t | x_0) (Eq. 4), the posterior
     q(x_{t-1} | x_t, x_0) (Eq. 6-7), the reverse step p_theta(x_{t-1} | x_t) (Eq. 1, Sec. 3.2, Eq. 11).
@@ -79,29 +94,38 @@ class GaussianDiffusion:
     Args:
         schedule: the variance schedule; default the paper's linear schedule with T = 1000.
         parameterization: what the model predicts, one of ``PARAMETERIZATIONS`` (default ``"eps"``).
-        variance: fixed reverse variance, one of ``VARIANCES`` (default ``"beta"``, the CIFAR-10 choice).
+        variance: fixed reverse variance, one of ``VARIANCES`` (default ``"beta"``, the CIFAR-10 choice), or a
+            table: a tensor of shape (T + 1,) with sigma_t^2 at index t = 1..T (index 0 is padding and ignored),
+            finite and > 0. The tables of the named choices are their ``model_variances``; passing one of them
+            gives the named diffusion's numbers exactly.
         clip_denoised: clip the x_0 prediction to [-1, 1] when computing the reverse mean (as the official code
             does for images). Set ``False`` for data that is not bounded (e.g. 2-D toys).
     """
 
     def __init__(self, schedule: Optional[Schedule] = None, parameterization: str = "eps",
-                 variance: str = "beta", clip_denoised: bool = True) -> None:
+                 variance: Union[str, torch.Tensor] = "beta", clip_denoised: bool = True) -> None:
         if schedule is None:
             schedule = Schedule.linear()
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a ddpm_core.Schedule, got {type(schedule).__name__}")
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"unknown parameterization {parameterization!r}; allowed: {list(PARAMETERIZATIONS)}")
-        if variance not in VARIANCES:
-            raise ValueError(f"unknown variance {variance!r}; allowed: {list(VARIANCES)}")
+        table = None
+        if isinstance(variance, torch.Tensor):
+            table = _check_variance_table(variance, schedule.T)
+        elif not isinstance(variance, str) or variance not in VARIANCES:
+            raise ValueError(f"unknown variance {variance!r}; allowed: {list(VARIANCES)} or a tensor of sigma_t^2 "
+                             f"of shape (T + 1,) = ({schedule.T + 1},)")
         self.schedule = schedule
         self.parameterization = parameterization
-        self.variance = variance
+        self.variance = variance if table is None else table
         self.clip_denoised = bool(clip_denoised)
         s = schedule
         # log sigma_t^2 of the reverse process. "beta" follows the official code's "fixedlarge": at t = 1 it uses
         # beta~_2 instead of beta_1 so that the decoder's variance is not needlessly large.
-        if variance == "beta":
+        if table is not None:
+            logvar = table.log()
+        elif variance == "beta":
             logvar = torch.log(s.betas.clamp(min=1e-300))
             logvar[1] = s.log_beta_tildes_clipped[1]
         else:
@@ -127,8 +151,9 @@ class GaussianDiffusion:
                    variance=variance, clip_denoised=clip_denoised)
 
     def __repr__(self) -> str:
+        variance = repr(self.variance) if isinstance(self.variance, str) else f"<table of {self.T} variances>"
         return (f"GaussianDiffusion({self.schedule!r}, parameterization={self.parameterization!r}, "
-                f"variance={self.variance!r}, clip_denoised={self.clip_denoised})")
+                f"variance={variance}, clip_denoised={self.clip_denoised})")
 
     @property
     def T(self) -> int:

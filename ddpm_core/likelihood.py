@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from tqdm import tqdm
 
-from .diffusion import GaussianDiffusion, Model, randn
+from .diffusion import VARIANCES, GaussianDiffusion, Model, randn
 from .losses import discretized_gaussian_log_likelihood, gaussian_log_likelihood, mean_flat, normal_kl
 
 __all__ = ["DECODERS", "BoundTerms", "RateDistortion", "rate_distortion", "prior_bpd", "vb_term_bpd", "bits_per_dim"]
@@ -165,7 +165,7 @@ def rate_distortion(prior, terms, x0_mse, data_range: float = 255.0) -> RateDist
 @torch.no_grad()
 def bits_per_dim(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *, progress: bool = False,
                  generator: Optional[torch.Generator] = None, clip_denoised: bool = False,
-                 decoder: str = "discretized") -> BoundTerms:
+                 decoder: str = "discretized", variance: Union[None, str, torch.Tensor] = None) -> BoundTerms:
     """Evaluate every term of Eq. (5) for a batch x_0 (B, ...): T model calls, one x_t ~ q(x_t | x_0) per t.
 
     With the default ``decoder="discretized"`` x_0 must lie on the 8-bit grid in [-1, 1] and ``total`` bounds
@@ -175,6 +175,14 @@ def bits_per_dim(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *
     the model that ``ddpm_core.loss(..., objective="vlb")`` trains, so the reported number is the bound that was
     optimised; ``True`` evaluates the bound of the clipped reverse process that sampling uses for images (a
     different model, usually a slightly lower number for image data).
+
+    variance: the reverse variance sigma_t^2 the bound is evaluated with; the mean mu_theta is the model's either
+    way. ``None`` (default) uses the diffusion's own; ``"beta"`` or ``"beta_tilde"`` the named choices of Sec. 3.2;
+    a tensor of shape (T + 1,) a table of sigma_t^2 (index t, see :class:`GaussianDiffusion`); ``"optimal"`` the
+    analytic optimal variance (Analytic-DPM, Bao et al. 2022) estimated from the model on this same batch x0 by
+    :func:`ddpm_core.analytic_variance.estimate_optimal_variance` (T extra model calls, drawing their noise from
+    ``generator`` first). To keep the estimate and the evaluation on separate data, call that function on other
+    data and pass its table.
     """
     if not isinstance(x0, torch.Tensor) or not x0.dtype.is_floating_point:
         raise TypeError("x0 must be a floating-point tensor of data scaled to [-1, 1]")
@@ -195,6 +203,19 @@ def bits_per_dim(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *
                 f"but x0 spans [{x0.min().item():.4g}, {x0.max().item():.4g}] and is up to {off:.3g} levels off "
                 "that grid. Quantize it with x0 = torch.round((x0 + 1) * 127.5).clamp(0, 255) / 127.5 - 1, or pass "
                 "decoder='gaussian' for continuous data")
+    if variance is not None:
+        if isinstance(variance, str) and variance == "optimal":
+            from .analytic_variance import estimate_optimal_variance
+
+            variance = estimate_optimal_variance(diffusion, model, x0, decoder=decoder, generator=generator)
+        elif not isinstance(variance, (str, torch.Tensor)):
+            raise TypeError(f"variance must be None, a name ('beta', 'beta_tilde', 'optimal') or a tensor of "
+                            f"shape (T + 1,), got {type(variance).__name__}")
+        elif isinstance(variance, str) and variance not in VARIANCES:
+            raise ValueError(f"unknown variance {variance!r}; allowed: None, 'beta', 'beta_tilde', 'optimal' or a "
+                             f"tensor of shape (T + 1,) = ({diffusion.T + 1},)")
+        diffusion = GaussianDiffusion(diffusion.schedule, parameterization=diffusion.parameterization,
+                                      variance=variance, clip_denoised=diffusion.clip_denoised)
     B, T = x0.shape[0], diffusion.T
     terms = torch.zeros(B, T, dtype=torch.float64)
     x0_mse = torch.zeros(B, T, dtype=torch.float64)

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from ddpm_core.analytic_variance import (bound_terms_with_variance, estimate_eps_sq_norm, mixture_optimal_variance,
-                                         mixture_score_sq_norm, model_optimal_variance, optimal_variance,
-                                         vb_term_bpd_with_variance)
+from ddpm_core.analytic_variance import (bound_terms_with_variance, estimate_eps_sq_norm, estimate_optimal_variance,
+                                         mixture_optimal_variance, mixture_score_sq_norm, model_optimal_variance,
+                                         optimal_variance, vb_term_bpd_with_variance)
 from ddpm_core.diffusion import GaussianDiffusion
-from ddpm_core.likelihood import vb_term_bpd
+from ddpm_core.likelihood import bits_per_dim, vb_term_bpd
 from ddpm_core.mixtures import GaussianMixture
 from ddpm_core.oracles import gaussian_eps_oracle
 from ddpm_core.schedules import Schedule
@@ -151,3 +151,98 @@ def test_bad_input():
         vb_term_bpd_with_variance(diff, lambda x, t: x, x, x, t, s.betas, decoder="laplace")
     with pytest.raises(ValueError, match="batch_t"):
         estimate_eps_sq_norm(lambda x, t: x, s, x, batch_t=0)
+
+
+def test_diffusion_accepts_a_variance_table_and_the_named_tables_reproduce_the_named_variances():
+    s = SCHED
+    gm = GaussianMixture([0.3, 0.7], [[-0.5, 0.2], [0.4, -0.3]], [[0.2, 0.3], [0.3, 0.2]])
+    model = gm.eps_oracle(s)
+    x0 = gm.sample(32, torch.Generator().manual_seed(5))
+    for name in ("beta", "beta_tilde"):
+        named = GaussianDiffusion(s, variance=name, clip_denoised=False)
+        tabled = GaussianDiffusion(s, variance=named.model_variances, clip_denoised=False)
+        assert torch.equal(tabled.model_log_variances[1:], named.model_log_variances[1:])
+        ref = bits_per_dim(named, model, x0, decoder="gaussian", generator=torch.Generator().manual_seed(6))
+        for diffusion, variance in ((tabled, None), (named, named.model_variances),
+                                    (GaussianDiffusion(s, variance="beta" if name == "beta_tilde" else "beta_tilde",
+                                                       clip_denoised=False), name)):
+            got = bits_per_dim(diffusion, model, x0, decoder="gaussian", variance=variance,
+                               generator=torch.Generator().manual_seed(6))
+            assert torch.equal(got.terms, ref.terms) and torch.equal(got.total, ref.total), (name, variance)
+    assert "table" in repr(tabled) and isinstance(tabled.variance, torch.Tensor)
+
+
+def test_bits_per_dim_with_a_table_agrees_with_bound_terms_with_variance():
+    s = SCHED
+    gm = GaussianMixture([0.3, 0.7], [[-2.0, 0.5], [1.5, -1.0]], [[0.3, 0.2], [0.4, 0.5]])
+    model = gm.eps_oracle(s)
+    table = mixture_optimal_variance(gm, s)
+    table[1] = s.beta_tildes[2]
+    base = GaussianDiffusion(s, variance="beta", clip_denoised=False)
+    tabled = GaussianDiffusion(s, variance=table, clip_denoised=False)
+    gen = torch.Generator().manual_seed(7)
+    x0 = gm.sample(64, gen)
+    t = torch.randint(1, s.T + 1, (64,), generator=gen)
+    t[:4] = 1
+    xt = base.q_sample(x0, t, torch.randn(x0.shape, generator=gen, dtype=torch.float64))
+    torch.testing.assert_close(vb_term_bpd(tabled, model, x0, xt, t, decoder="gaussian")["term"],
+                               vb_term_bpd_with_variance(base, model, x0, xt, t, table))
+    # whole bounds on independent noise agree within their Monte Carlo error
+    x0 = gm.sample(3000, gen)
+    ours = bits_per_dim(base, model, x0, decoder="gaussian", variance=table, generator=gen)
+    other = bound_terms_with_variance(base, model, x0, table, generator=gen)
+    se = ours.total.std() / math.sqrt(x0.shape[0])
+    assert abs(ours.total.mean() - other.sum()) < 5 * math.sqrt(2) * se, (ours.total.mean(), other.sum(), se)
+
+
+def test_bits_per_dim_optimal_is_the_estimated_table_and_beats_beta_and_beta_tilde():
+    s = SCHED
+    gm = GaussianMixture([0.5, 0.5], [[-0.5, 0.3], [0.5, -0.3]], [[0.15, 0.2], [0.2, 0.15]])
+    model = gm.eps_oracle(s)
+    diff = GaussianDiffusion(s, variance="beta", clip_denoised=False)
+    x0 = gm.sample(1000, torch.Generator().manual_seed(8))
+    got = bits_per_dim(diff, model, x0, decoder="gaussian", variance="optimal",
+                       generator=torch.Generator().manual_seed(9))
+    gen = torch.Generator().manual_seed(9)
+    table = estimate_optimal_variance(diff, model, x0, decoder="gaussian", generator=gen)
+    assert table[1] >= s.beta_tildes[2] and (table[2:] >= s.beta_tildes[2:]).all()
+    again = bits_per_dim(diff, model, x0, decoder="gaussian", variance=table, generator=gen)
+    assert torch.equal(got.terms, again.terms)
+    # the estimate's Gamma_t = 1 - (sigma^2 - beta~) / coef matches the exact one (quadrature) within 5 standard errors
+    exact = mixture_optimal_variance(gm, s, clip=True)
+    coef = s.betas[2:] ** 2 / (s.alphas[2:] * (1 - s.alpha_bars[2:]))
+    gap = ((table[2:] - exact[2:]) / coef).abs()
+    assert gap.max() < 5 * math.sqrt(2 / (x0.shape[0] * 2)), gap.max()
+    totals = {v: bits_per_dim(diff, model, x0, decoder="gaussian", variance=v,
+                              generator=torch.Generator().manual_seed(10)).terms[:, 1:].sum(1).mean()
+              for v in ("beta", "beta_tilde")}
+    assert got.terms[:, 1:].sum(1).mean() < min(totals.values()), (got.terms[:, 1:].sum(1).mean(), totals)
+    # the x0-parameterization's implied eps gives the same table
+    x0_model = lambda x, t: diff.predict_x0_from_eps(x, t, model(x, t))  # noqa: E731
+    diff_x0 = GaussianDiffusion(s, parameterization="x0", variance="beta", clip_denoised=False)
+    torch.testing.assert_close(estimate_optimal_variance(diff_x0, x0_model, x0, decoder="gaussian",
+                                                         generator=torch.Generator().manual_seed(9)), table)
+
+
+def test_variance_table_bad_input():
+    s = SCHED
+    with pytest.raises(ValueError, match=r"shape \(T \+ 1,\)"):
+        GaussianDiffusion(s, variance=s.betas[1:])
+    with pytest.raises(ValueError, match="> 0"):
+        GaussianDiffusion(s, variance=torch.zeros(s.T + 1))
+    with pytest.raises(TypeError, match="floating"):
+        GaussianDiffusion(s, variance=torch.ones(s.T + 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="allowed"):
+        GaussianDiffusion(s, variance="learned")
+    diff = GaussianDiffusion(s, clip_denoised=False)
+    x0 = torch.zeros(2, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="optimal"):
+        bits_per_dim(diff, lambda x, t: x, x0, decoder="gaussian", variance="fixedlarge")
+    with pytest.raises(TypeError, match="variance"):
+        bits_per_dim(diff, lambda x, t: x, x0, decoder="gaussian", variance=0.1)
+    with pytest.raises(ValueError, match="shape"):
+        bits_per_dim(diff, lambda x, t: x, x0, decoder="gaussian", variance=torch.ones(3))
+    with pytest.raises(ValueError, match="decoder"):
+        estimate_optimal_variance(diff, lambda x, t: x, x0, decoder="laplace")
+    with pytest.raises(TypeError, match="GaussianDiffusion"):
+        estimate_optimal_variance(s, lambda x, t: x, x0)
