@@ -115,5 +115,5 @@ def check_vincent_constant(constant) -> bool:
          "the second moment of a Gaussian score -(x - mu) / v is 1 / v, the inverse variance, not 1 / sqrt(v)."),
     ]
     return check_expression("check_vincent_constant", constant, reference, mistakes=mistakes,
-                            hint="expand both squares: the s^2 terms agree, the cross terms agree (Eq. of the "
-                                 "chapter), and C = 1/2 E[target^2] - 1/2 E[score of q(x_t)^2].")
+                            hint="expand both squares: the model's s^2 terms agree and so do the cross terms "
+                                 "(chapter 7), leaving C = 1/2 E[target^2] - 1/2 E[(score of q(x_t))^2].")
