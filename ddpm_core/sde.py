@@ -28,7 +28,7 @@ from .mixtures import GaussianMixture
 from .schedules import Schedule
 
 __all__ = ["VPSDE", "ScoreFn", "score_from_eps", "mixture_score", "as_score_fn", "reverse_sde_sample",
-           "probability_flow_sample", "probability_flow_drift"]
+           "reverse_sde_step", "forward_sde_sample", "probability_flow_sample", "probability_flow_drift"]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Times = Union[float, torch.Tensor]
@@ -80,6 +80,20 @@ class VPSDE:
             raise ValueError(f"schedule {schedule.name!r} is not linear in t; only linear schedules map to this "
                              "VPSDE (beta(s) linear in s)")
         return cls(T * float(b[0]), T * float(b[-1]), T=T)
+
+    def to_schedule(self, T: int) -> Schedule:
+        """The discrete chain of this SDE with T steps: beta_t = beta(t / T) / T for t = 1..T (Song et al. App. B).
+
+        Its alpha_bar_t = prod (1 - beta(k / T) / T) approaches alpha_bar(t / T) with an error O(1/T). Needs every
+        beta_t < 1, i.e. T > beta_max.
+        """
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+            raise ValueError(f"T must be an int >= 1, got {T!r}")
+        if self.beta_max / T >= 1:
+            raise ValueError(f"T must exceed beta_max = {self.beta_max} so that every beta_t = beta(t/T)/T < 1, "
+                             f"got T = {T}")
+        t = torch.arange(1, T + 1, dtype=torch.float64)
+        return Schedule(self.beta(t / T) / T, name="vpsde")
 
     def __repr__(self) -> str:
         return f"VPSDE(beta_min={self.beta_min}, beta_max={self.beta_max}, T={self.T})"
@@ -206,33 +220,90 @@ def _check_sampler_args(sde: VPSDE, x_T: torch.Tensor, s_min: float) -> None:
         raise ValueError(f"s_min must lie in [0, 1), got {s_min}")
 
 
+def reverse_sde_step(sde: VPSDE, score: ScoreFn, x: torch.Tensor, s: torch.Tensor, h: float,
+                     noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """One Euler-Maruyama step of the reverse-time SDE (Anderson 1982; Song et al. Eq. 6) from s down to s - h:
+
+        x <- x - [f(x, s) - beta(s) score(x, s)] h + sqrt(beta(s) h) noise,
+
+    x of shape (B, ...), s of shape (B,) (float, in [0, 1]), ``noise`` shaped like x (N(0, I) draws); with
+    ``noise=None`` the step's mean (no noise is added). Returns x at s - h, same shape.
+    """
+    if not isinstance(h, (int, float)) or isinstance(h, bool) or not math.isfinite(h) or h <= 0:
+        raise ValueError(f"h must be a float > 0 (the step size in s), got {h!r}")
+    beta = _bcast(sde.beta(s), x)
+    x_next = x - (sde.drift(x, s) - beta * score(x, s)) * h
+    if noise is not None:
+        if noise.shape != x.shape:
+            raise ValueError(f"noise must have x's shape {tuple(x.shape)}, got {tuple(noise.shape)}")
+        x_next = x_next + (beta * h).sqrt() * noise
+    return x_next
+
+
+def _check_steps(steps: int) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+
+
+def _randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype,
+                       device=generator.device if generator is not None else x.device).to(x.device)
+
+
 def reverse_sde_sample(sde: VPSDE, model: Callable, x_T: torch.Tensor, *, steps: int = 1000, s_min: float = 1e-3,
                        parameterization: str = "score", schedule: Optional[Schedule] = None,
-                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                       generator: Optional[torch.Generator] = None, return_path: bool = False):
     """Euler-Maruyama for the reverse-time SDE (Anderson 1982; Song et al. Eq. 6), from s = 1 down to ``s_min``:
 
         dx = [f(x, s) - beta(s) score(x, s)] ds + sqrt(beta(s)) dw-bar,
 
-    one step x <- x - [f - beta score] h + sqrt(beta h) z with h = (1 - s_min) / steps. ``x_T`` (B, ...) is the start
-    (usually N(0, I)); returns x at s_min, same shape. ``model`` is a score function, or an eps-model with
-    ``parameterization="eps"`` and its ``schedule`` (interpolated in t, see :func:`score_from_eps`).
+    ``steps`` steps of :func:`reverse_sde_step` with h = (1 - s_min) / steps. ``x_T`` (B, ...) is the start
+    (usually N(0, I)); returns x at s_min, same shape, or with ``return_path=True`` the pair (times (steps + 1,),
+    path (steps + 1, B, ...)) with path[0] = x_T and path[-1] the sample. ``model`` is a score function, or an
+    eps-model with ``parameterization="eps"`` and its ``schedule`` (interpolated in t, see :func:`score_from_eps`).
     """
     _check_sampler_args(sde, x_T, s_min)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    _check_steps(steps)
     score = as_score_fn(model, parameterization=parameterization, schedule=schedule, sde=sde)
     grid = torch.linspace(1.0, s_min, steps + 1, dtype=torch.float64)
     x = x_T
+    path = [x_T] if return_path else None
     with torch.no_grad():
         for i in range(steps):
             s = grid[i].expand(x.shape[0])
-            h = float(grid[i] - grid[i + 1])
-            beta = _bcast(sde.beta(s), x)
-            back_drift = sde.drift(x, s) - beta * score(x, s)
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype,
-                            device=generator.device if generator is not None else x.device).to(x.device)
-            x = x - back_drift * h + (beta * h).sqrt() * z
-    return x
+            x = reverse_sde_step(sde, score, x, s, float(grid[i] - grid[i + 1]), _randn_like(x, generator))
+            if path is not None:
+                path.append(x)
+    return (grid, torch.stack(path)) if return_path else x
+
+
+def forward_sde_sample(sde: VPSDE, x_0: torch.Tensor, *, steps: int = 1000, s_max: float = 1.0,
+                       generator: Optional[torch.Generator] = None, return_path: bool = False):
+    """Euler-Maruyama for the forward VP-SDE (Song et al. Eq. 11) from s = 0 to ``s_max``:
+
+        x <- x - 1/2 beta(s) x h + sqrt(beta(s) h) z,   h = s_max / steps.
+
+    With h = 1/T this is the chain of Eq. (2) with sqrt(1 - beta_t) replaced by its first-order Taylor
+    polynomial 1 - beta_t / 2. ``x_0`` (B, ...); returns x at ``s_max`` (same shape), or with ``return_path=True``
+    (times (steps + 1,), path (steps + 1, B, ...)).
+    """
+    if not isinstance(sde, VPSDE):
+        raise TypeError(f"sde must be a VPSDE, got {type(sde).__name__}")
+    if not isinstance(x_0, torch.Tensor) or not x_0.dtype.is_floating_point or x_0.ndim < 1:
+        raise TypeError("x_0 must be a floating tensor of shape (B, ...)")
+    _check_steps(steps)
+    if not 0.0 < s_max <= 1.0:
+        raise ValueError(f"s_max must lie in (0, 1], got {s_max}")
+    grid = torch.linspace(0.0, s_max, steps + 1, dtype=torch.float64)
+    x = x_0
+    path = [x_0] if return_path else None
+    for i in range(steps):
+        s = grid[i].expand(x.shape[0])
+        h = float(grid[i + 1] - grid[i])
+        x = x + sde.drift(x, s) * h + (_bcast(sde.beta(s), x) * h).sqrt() * _randn_like(x, generator)
+        if path is not None:
+            path.append(x)
+    return (grid, torch.stack(path)) if return_path else x
 
 
 def probability_flow_drift(sde: VPSDE, score: ScoreFn, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -242,13 +313,18 @@ def probability_flow_drift(sde: VPSDE, score: ScoreFn, x: torch.Tensor, s: torch
 
 def probability_flow_sample(sde: VPSDE, model: Callable, x_T: torch.Tensor, *, s_min: float = 1e-3,
                             method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
-                            parameterization: str = "score", schedule: Optional[Schedule] = None) -> torch.Tensor:
+                            parameterization: str = "score", schedule: Optional[Schedule] = None,
+                            return_path: bool = False, path_points: int = 101):
     """Solve the probability-flow ODE (Song et al. Eq. 13) from s = 1 to ``s_min`` with ``torchdiffeq.odeint``.
 
     Deterministic: the same ``x_T`` (B, ...) always gives the same sample (B, ...). ``method`` is any torchdiffeq
-    solver ("dopri5" adaptive by default, with ``rtol``/``atol``).
+    solver ("dopri5" adaptive by default, with ``rtol``/``atol``). With ``return_path=True`` returns (times
+    (path_points,), path (path_points, B, ...)): the solution at ``path_points`` equally spaced s from 1 to s_min
+    (read off the solver's dense output; the adaptive steps are the same), path[-1] the sample.
     """
     _check_sampler_args(sde, x_T, s_min)
+    if isinstance(path_points, bool) or not isinstance(path_points, int) or path_points < 2:
+        raise ValueError(f"path_points must be an int >= 2, got {path_points!r}")
     from torchdiffeq import odeint
 
     score = as_score_fn(model, parameterization=parameterization, schedule=schedule, sde=sde)
@@ -257,6 +333,8 @@ def probability_flow_sample(sde: VPSDE, model: Callable, x_T: torch.Tensor, *, s
         # adaptive solvers may evaluate slightly past the end of the interval: clamp into [0, 1]
         return probability_flow_drift(sde, score, x, s.detach().double().cpu().clamp(0.0, 1.0).expand(x.shape[0]))
 
-    times = torch.tensor([1.0, s_min], dtype=x_T.dtype, device=x_T.device)
+    n = path_points if return_path else 2
+    times = torch.linspace(1.0, s_min, n, dtype=torch.float64).to(dtype=x_T.dtype, device=x_T.device)
     with torch.no_grad():
-        return odeint(f, x_T, times, rtol=rtol, atol=atol, method=method)[-1]
+        path = odeint(f, x_T, times, rtol=rtol, atol=atol, method=method)
+    return (times, path) if return_path else path[-1]

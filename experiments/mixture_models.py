@@ -7,7 +7,7 @@ Each preset of ``ddpm_core.train`` (the residual MLP on ``ddpm_core.mixtures.nam
 density and score are known) is trained on the CPU (about a minute each on 2 cores) and its slim checkpoint is
 written to ``book/models/<name>-<hash>.pt``, where ``ddpm_core.train.load_pretrained(get_preset(name),
 models_dir="models")`` finds it. The training record (command, machine, seconds, final loss) goes to
-``experiments/results/mixture_models.json``.
+``experiments/results/mixture_models.json`` (its seconds cover only what that command trained: a resumed run counts the rest).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         target = export_pretrained(run / "latest.pt", args.models_dir)
         ckpt = read_checkpoint(target)
         results[name] = {"file": str(target.relative_to(ROOT)) if target.is_relative_to(ROOT) else str(target),
-                         "steps": int(ckpt["step"]), "train_seconds": round(seconds, 1),
+                         "steps": int(ckpt["step"]), "seconds_this_command": round(seconds, 1),
                          "command": "python experiments/mixture_models.py" + (f" --only {name}" if args.only else ""),
                          "machine": machine_description(),
                          "date": datetime.date.today().isoformat(), "config": json.loads(ckpt["config"])

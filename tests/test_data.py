@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from ddpm_core.data.toys import MIXTURE_TOYS
 from ddpm_core.data import (DATASET_NAMES, TOY_NAMES, ArrayImageDataset, RandomHorizontalFlip, download_url,
                             fetch_batch, infinite_loader, load_digits, make_dataset, quantize_digits, read_cifar10,
                             read_idx, read_mnist, sample_toy)
@@ -31,8 +32,9 @@ def test_import_stays_light():
 
 # ------------------------------------------------------------------------------------------------ toys
 
-@pytest.mark.parametrize("name", TOY_NAMES)
+@pytest.mark.parametrize("name", [n for n in TOY_NAMES if n not in MIXTURE_TOYS])
 def test_toy_shape_scale_and_determinism(name):
+    """The 2-D shapes are normalised analytically (the Gaussian mixtures are not: see tests/test_mixtures.py)."""
     x = sample_toy(name, 100_000, generator=torch.Generator().manual_seed(0))
     assert x.shape == (100_000, 2) and x.dtype == torch.float32
     # analytic normalisation: population mean 0, mean coordinate variance 1 (std error ~0.005 here)

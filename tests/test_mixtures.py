@@ -75,3 +75,39 @@ def test_bad_input():
         gm1.log_prob(torch.zeros(3, 1), 1.5)
     with pytest.raises(ValueError, match="point-mass"):
         GaussianMixture([1.0], [0.0], 0.0).log_prob(torch.zeros(2, 1), 1.0)
+
+
+# ---- the book's named mixtures as data sets ------------------------------------------------------------------
+def test_named_mixtures_and_their_toy_data_sets():
+    from ddpm_core.data import make_dataset, sample_toy
+    from ddpm_core.mixtures import MIXTURE_NAMES, named_mixture
+
+    with pytest.raises(ValueError, match="unknown mixture"):
+        named_mixture("swiss_roll")
+    for name, dim in (("gaussian_mixture", 2), ("gaussian_mixture_1d", 1)):
+        assert name in MIXTURE_NAMES
+        mix = named_mixture(name)
+        x = sample_toy(name, 20000, generator=torch.Generator().manual_seed(1))
+        assert x.shape == (20000, dim) and x.dtype == torch.float32
+        # the toy's sample moments are the mixture's closed-form moments (within 5 standard errors)
+        mean, cov = mix.mean(), mix.covariance()
+        se = (torch.diagonal(cov) / x.shape[0]).sqrt()
+        assert ((x.double().mean(0) - mean).abs() < 5 * se).all()
+        assert torch.equal(x, sample_toy(name, 20000, generator=torch.Generator().manual_seed(1)))
+        ds = make_dataset(name, toy_size=4000, seed=3)
+        xs, ks = ds.tensors
+        assert xs.shape == (4000, dim) and set(ks.unique().tolist()) == set(range(mix.K))
+        # each point's label is its component: the exact posterior of the true label beats chance by far
+        post = mix.posterior(xs.double())
+        assert post[torch.arange(4000), ks].mean() > 0.8
+        # label frequencies match the weights within 5 standard errors
+        freq = torch.bincount(ks, minlength=mix.K).double() / 4000
+        assert ((freq - mix.weights).abs() < 5 * (mix.weights * (1 - mix.weights) / 4000).sqrt()).all()
+
+
+def test_mixture_presets_train_on_the_mixture_data():
+    from ddpm_core.train import get_preset
+
+    assert get_preset("mixture2d").data == "gaussian_mixture"
+    cfg = get_preset("mixture1d")
+    assert cfg.data == "gaussian_mixture_1d" and cfg.model_overrides["dim"] == 1 and cfg.is_toy

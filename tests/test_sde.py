@@ -7,7 +7,8 @@ import torch
 from ddpm_core.mixtures import GaussianMixture
 from ddpm_core.oracles import gaussian_eps_oracle
 from ddpm_core.schedules import Schedule
-from ddpm_core.sde import (VPSDE, mixture_score, probability_flow_sample, reverse_sde_sample, score_from_eps)
+from ddpm_core.sde import (VPSDE, forward_sde_sample, mixture_score, probability_flow_sample, reverse_sde_sample,
+                            reverse_sde_step, score_from_eps)
 
 
 def test_linear_schedule_maps_to_song_et_al_constants():
@@ -152,3 +153,93 @@ def test_sampler_bad_input():
         reverse_sde_sample(sde, score, torch.zeros(2, 1, dtype=torch.long))
     with pytest.raises(TypeError, match="GaussianMixture"):
         mixture_score("gm", sde)
+
+
+def test_to_schedule_is_the_chain_with_beta_t_equal_beta_of_t_over_T():
+    sde = VPSDE(0.1, 20.0)
+    sched = sde.to_schedule(500)
+    t = torch.arange(1, 501, dtype=torch.float64)
+    torch.testing.assert_close(sched.betas[1:], (0.1 + t / 500 * 19.9) / 500, rtol=1e-12, atol=0)
+    # first order in 1/T: T (alpha_bar_chain - alpha_bar(s)) converges (twice the steps, half the error)
+    err = {}
+    for T in (250, 500, 1000):
+        ch = sde.to_schedule(T)
+        err[T] = (ch.alpha_bars - sde.alpha_bar(torch.arange(T + 1, dtype=torch.float64) / T)).abs().max().item()
+    assert 1.8 < err[250] / err[500] < 2.2 and 1.8 < err[500] / err[1000] < 2.2, err
+    with pytest.raises(ValueError, match="beta_max"):
+        sde.to_schedule(20)
+    with pytest.raises(ValueError, match="T must"):
+        sde.to_schedule(0)
+
+
+def test_forward_sde_euler_maruyama_has_the_marginal_of_alpha_bar():
+    sde = VPSDE()
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.full((40000, 1), 2.0, dtype=torch.float64)
+    times, path = forward_sde_sample(sde, x0, steps=400, s_max=0.6, generator=g, return_path=True)
+    assert path.shape == (401, 40000, 1) and torch.equal(path[0], x0) and times[-1] == pytest.approx(0.6)
+    for k in (100, 400):  # s = 0.15 and s = 0.6
+        ab = sde.alpha_bar(float(times[k]))
+        _moments_ok(path[k], 2.0 * ab.sqrt().reshape(1), (1 - ab).reshape(1), rel_bias=0.01)
+    with pytest.raises(ValueError, match="s_max"):
+        forward_sde_sample(sde, x0, s_max=0.0)
+    with pytest.raises(TypeError, match="x_0"):
+        forward_sde_sample(sde, torch.zeros(3, dtype=torch.long))
+
+
+def test_reverse_sde_step_against_its_closed_form_and_the_sampler():
+    sde = VPSDE()
+    score = lambda x, s: -x  # noqa: E731 - the score of N(0, I)
+    x = torch.linspace(-2, 2, 5, dtype=torch.float64)[:, None]
+    s = torch.full((5,), 0.5, dtype=torch.float64)
+    b = 0.1 + 0.5 * 19.9
+    h = 0.01
+    # mean: x - (-b x / 2 - b (-x)) h = x (1 - b h / 2)
+    torch.testing.assert_close(reverse_sde_step(sde, score, x, s, h), x * (1 - b * h / 2))
+    z = torch.ones_like(x)
+    torch.testing.assert_close(reverse_sde_step(sde, score, x, s, h, z), x * (1 - b * h / 2) + math.sqrt(b * h))
+    # one sampler step is one reverse_sde_step with the generator's first draw
+    xT = torch.randn(5, 1, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    one = reverse_sde_sample(sde, score, xT, steps=1, s_min=0.5, generator=torch.Generator().manual_seed(6))
+    z = torch.randn(5, 1, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    torch.testing.assert_close(one, reverse_sde_step(sde, score, xT, torch.ones(5, dtype=torch.float64), 0.5, z))
+    with pytest.raises(ValueError, match="h must"):
+        reverse_sde_step(sde, score, x, s, 0.0)
+    with pytest.raises(ValueError, match="noise"):
+        reverse_sde_step(sde, score, x, s, h, torch.ones(4, 1))
+
+
+def test_paths_end_in_the_samples():
+    sde = VPSDE()
+    gm = GaussianMixture([0.4, 0.6], [[-1.0], [1.0]], 0.3)
+    score = mixture_score(gm, sde)
+    xT = torch.randn(6, 1, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    x = reverse_sde_sample(sde, score, xT, steps=50, generator=torch.Generator().manual_seed(8))
+    times, path = reverse_sde_sample(sde, score, xT, steps=50, generator=torch.Generator().manual_seed(8),
+                                     return_path=True)
+    assert path.shape == (51, 6, 1) and times.shape == (51,)
+    assert torch.equal(path[0], xT) and torch.equal(path[-1], x)
+    y = probability_flow_sample(sde, score, xT)
+    times, path = probability_flow_sample(sde, score, xT, return_path=True, path_points=11)
+    assert path.shape == (11, 6, 1) and torch.equal(path[0], xT)
+    torch.testing.assert_close(times[5], torch.tensor((1 + 1e-3) / 2, dtype=torch.float64))
+    torch.testing.assert_close(path[-1], y, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="path_points"):
+        probability_flow_sample(sde, score, xT, return_path=True, path_points=1)
+
+
+def test_probability_flow_of_gaussian_data_is_the_exact_affine_map():
+    # for N(m, s0^2) data every marginal is Gaussian and the PF-ODE moves x along the quantiles:
+    # x(s) = mean(s) + std(s) (x(1) - mean(1)) / std(1), mean(s) = sqrt(ab) m, std(s)^2 = ab s0^2 + 1 - ab
+    m, s0 = 0.7, 0.4
+    sde = VPSDE()
+    gm = GaussianMixture([1.0], [[m]], s0)
+    xT = torch.linspace(-3, 3, 13, dtype=torch.float64)[:, None]
+    x = probability_flow_sample(sde, mixture_score(gm, sde), xT, s_min=1e-3, rtol=1e-8, atol=1e-8)
+
+    def mean_std(u):
+        ab = sde.alpha_bar(u)
+        return ab.sqrt() * m, (ab * s0**2 + 1 - ab).sqrt()
+
+    (m1, d1), (m0, d0) = mean_std(1.0), mean_std(1e-3)
+    torch.testing.assert_close(x, m0 + d0 * (xT - m1) / d1, rtol=0, atol=1e-6)
