@@ -68,7 +68,8 @@ _LAZY = {
     "make_grid": "ddpm_core.viz",
 }
 _SUBMODULES = ("train", "data", "metrics", "convert", "exercises", "viz", "provenance", "cli", "oracles",
-               "symbolic", "mixtures", "coding", "sde", "ode_likelihood", "analytic_variance")
+               "symbolic", "mixtures", "coding", "sde", "ode_likelihood", "analytic_variance",
+               "guidance")
 # Names that 0.1 exported at the top level: still found (with a DeprecationWarning) at their module.
 _MOVED = {
     "linear_betas": "schedules", "cosine_betas": "schedules", "quadratic_betas": "schedules",
