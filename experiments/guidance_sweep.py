@@ -70,7 +70,7 @@ def train(argv: list[str], cache_dir: str | None, models_dir: str) -> dict:
 def sweep(scales: list[float], per_class: int, steps: int, seed: int, models_dir: str) -> list[dict]:
     from ddpm_core import sample
     from ddpm_core.metrics import classify_digits, digits_fid
-    from ddpm_core.train import load_pretrained
+    from ddpm_core import load_pretrained
 
     model, diffusion, _ = load_pretrained(get_preset(PRESET), models_dir=models_dir)
     model.eval()
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage", choices=("train", "all"), default="all")
     parser.add_argument("--scales", type=float, nargs="+", default=SCALES)
     parser.add_argument("--per-class", type=int, default=100, help="samples per digit and scale")
-    parser.add_argument("--steps", type=int, default=100, help="strided ancestral sampling steps")
+    parser.add_argument("--steps", type=int, default=50, help="strided ancestral sampling steps (the chapter uses 50)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=None, help="training runs (default: ddpm_core's cache)")
     parser.add_argument("--models-dir", default=str(ROOT / "book" / "models"))
