@@ -48,8 +48,10 @@ def _provenance(argv: list[str]) -> dict:
             "machine": machine_description(), "date": datetime.date.today().isoformat()}
 
 
-def train(argv: list[str], cache_dir: str | None, models_dir: str) -> dict:
+def train(argv: list[str], cache_dir: str | None, models_dir: str, steps: int | None = None) -> dict:
     config = get_preset(PRESET, progress=False, device="cpu")
+    if steps is not None:
+        config = config.replace(steps=steps)
     run = run_dir_for(config, cache_dir)
     was_done = (run / "latest.pt").exists() and int(read_checkpoint(run / "latest.pt")["step"]) >= config.steps
     t0 = time.time()
@@ -67,12 +69,14 @@ def train(argv: list[str], cache_dir: str | None, models_dir: str) -> dict:
 
 
 @torch.no_grad()
-def sweep(scales: list[float], per_class: int, steps: int, seed: int, models_dir: str) -> list[dict]:
+def sweep(scales: list[float], per_class: int, steps: int, seed: int, models_dir: str,
+          train_steps: int | None = None) -> list[dict]:
     from ddpm_core import sample
     from ddpm_core.metrics import classify_digits, digits_fid
     from ddpm_core import load_pretrained
 
-    model, diffusion, _ = load_pretrained(get_preset(PRESET), models_dir=models_dir)
+    config = get_preset(PRESET) if train_steps is None else get_preset(PRESET, steps=train_steps)
+    model, diffusion, _ = load_pretrained(config, models_dir=models_dir, train_if_missing=False)
     model.eval()
     y = torch.arange(10).repeat_interleave(per_class)
     rows = []
@@ -100,17 +104,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=None, help="training runs (default: ddpm_core's cache)")
     parser.add_argument("--models-dir", default=str(ROOT / "book" / "models"))
+    parser.add_argument("--out", default=str(RESULTS), help="the results file")
+    parser.add_argument("--train-steps", type=int, default=None, help="override the training steps (smoke tests)")
     args = parser.parse_args(argv)
     argv = list(argv if argv is not None else sys.argv[1:])
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    trained = train(argv, args.cache_dir, args.models_dir)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    trained = train(argv, args.cache_dir, args.models_dir, args.train_steps)
     results["train"] = {**results.get("train", {}), **trained}
     if args.stage == "all":
-        rows = sweep(args.scales, args.per_class, args.steps, args.seed, args.models_dir)
+        rows = sweep(args.scales, args.per_class, args.steps, args.seed, args.models_dir, args.train_steps)
         results["sweep"] = {"rows": rows, "per_class": args.per_class, "steps": args.steps, "seed": args.seed,
                             "sampler": "strided ancestral, sigma_t^2 = beta_t", **_provenance(argv)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
