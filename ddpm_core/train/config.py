@@ -309,6 +309,13 @@ PRESETS: dict[str, TrainConfig] = {
                              steps=4000, warmup_steps=100, grad_clip=1.0, ema_decay=0.995, ema_warmup=True,
                              variance="beta", clip_denoised=False, decoder="gaussian", log_every=50,
                              sample_every=2000, ckpt_every=1000, n_samples=1000),
+    # The 2-D mixture with its component as the class label (chapter 21): classifier-free guidance of a trained
+    # model against the exact guided scores.
+    "mixture2d_cond": TrainConfig(name="mixture2d_cond", model="toy2d", model_overrides={"num_classes": 3},
+                                  data="gaussian_mixture", lr=1e-3, batch_size=256, steps=4000, warmup_steps=100,
+                                  grad_clip=1.0, ema_decay=0.995, ema_warmup=True, variance="beta",
+                                  clip_denoised=False, decoder="gaussian", label_dropout=0.2, log_every=50,
+                                  sample_every=0, ckpt_every=1000, n_samples=1000),
     "mixture1d": TrainConfig(name="mixture1d", model="toy2d", model_overrides={"dim": 1}, data="gaussian_mixture_1d",
                              lr=1e-3, batch_size=256, steps=4000, warmup_steps=100, grad_clip=1.0, ema_decay=0.995,
                              ema_warmup=True, variance="beta", clip_denoised=False, decoder="gaussian",
