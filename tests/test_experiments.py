@@ -56,7 +56,7 @@ guidance_sweep = load_module("guidance_sweep", ROOT / "experiments" / "guidance_
 
 def test_guidance_sweep_smoke_run_writes_what_chapter_21_reads(tmp_path, one_thread):
     out = tmp_path / "sweep.json"
-    guidance_sweep.main(["--train-steps", "2", "--per-class", "1", "--steps", "2", "--scales", "0", "2",
+    guidance_sweep.main(["--train-steps", "2", "--per-class", "1", "--steps", "2", "--scales", "0", "2", "--bootstrap", "3",
                          "--cache-dir", str(tmp_path / "cache"), "--models-dir", str(tmp_path / "models"),
                          "--out", str(out)])
     res = json.loads(out.read_text())
@@ -69,4 +69,5 @@ def test_guidance_sweep_smoke_run_writes_what_chapter_21_reads(tmp_path, one_thr
     assert [r["w"] for r in sweep["rows"]] == [0.0, 2.0] and sweep["steps"] == 2 and sweep["per_class"] == 1
     for r in sweep["rows"]:
         assert 0 <= r["accuracy"] <= 1 and r["fd_digits"] > 0 and len(r["accuracy_per_class"]) == 10
+        assert r["fd_digits_bootstrap_std"] >= 0 and r["n_bootstrap"] == 3
     assert {"command", "machine", "date"} <= set(sweep)
