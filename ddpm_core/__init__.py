@@ -69,7 +69,7 @@ _LAZY = {
 }
 _SUBMODULES = ("train", "data", "metrics", "convert", "exercises", "viz", "provenance", "cli", "oracles",
                "symbolic", "mixtures", "coding", "sde", "ode_likelihood", "analytic_variance", "snr",
-               "score_matching")
+               "score_matching", "guidance")
 # Names that 0.1 exported at the top level: still found (with a DeprecationWarning) at their module.
 _MOVED = {
     "linear_betas": "schedules", "cosine_betas": "schedules", "quadratic_betas": "schedules",

@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 
 from .diffusion import GaussianDiffusion, Model, _check_finite, _check_like, randn
+from .guidance import bind_labels
 from .likelihood import DECODERS, prior_bpd, vb_term_bpd
 from .losses import mean_flat
 
@@ -50,7 +51,7 @@ def _vlb(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, t: torch.
 def loss(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *, objective: str = "simple",
          t: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None,
          generator: Optional[torch.Generator] = None, reduction: str = "mean", decoder: str = "discretized",
-         vlb_weight: float = 1e-3) -> torch.Tensor:
+         vlb_weight: float = 1e-3, y: Optional[torch.Tensor] = None) -> torch.Tensor:
     """A training objective of the DDPM family on a batch x_0 (B, ...), one (t, eps) draw per example.
 
     objective:
@@ -77,6 +78,11 @@ def loss(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *, object
         L_0 of the bound, ``"discretized"`` (Eq. 13, 8-bit data in [-1, 1]) or ``"gaussian"`` (continuous
         data); used by "vlb" and "hybrid".
 
+    y:
+        class labels (B,) int64 for a class-conditional network (``num_classes = K``; label K = no label, so
+        label dropout is a replacement of labels by K): the network is called as ``model(x_t, t, y)``
+        (through :func:`ddpm_core.guidance.bind_labels`). None: ``model(x_t, t)``.
+
     Returns a differentiable tensor.
     """
     if objective not in OBJECTIVES:
@@ -97,6 +103,11 @@ def loss(diffusion: GaussianDiffusion, model: Model, x0: torch.Tensor, *, object
         noise = randn(x0.shape, generator, x0.device, x0.dtype)
     _check_like("noise", noise, x0)
     xt = diffusion.q_sample(x0, t, noise)
+    if y is not None:
+        if not isinstance(y, torch.Tensor) or y.shape != (x0.shape[0],):
+            raise ValueError(f"y must be a tensor of labels of shape (B,) = ({x0.shape[0]},), got "
+                             f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
+        model = bind_labels(model, y)
     if objective == "simple":
         per_example = _simple(diffusion, model, x0, t, noise, xt)
     elif objective == "vlb":

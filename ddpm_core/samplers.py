@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .diffusion import GaussianDiffusion, Model, randn
+from .guidance import ClassifierFreeGuidance, ClassifierGuidance, bind_labels
 from .schedules import Schedule
 
 __all__ = ["SAMPLERS", "SampleResult", "sample", "strided_timesteps", "respaced_betas", "respace"]
@@ -136,7 +137,8 @@ def sample(model: Model, diffusion: GaussianDiffusion, shape: Sequence[int], *, 
            steps: Optional[int] = None, timesteps: Optional[Sequence[int]] = None, eta: float = 0.0,
            generator: Optional[torch.Generator] = None, device=None, x_start: Optional[torch.Tensor] = None,
            t_start: Optional[int] = None, record: Optional[Iterable[int]] = None, share_noise: int = 1,
-           clip_denoised: Optional[bool] = None, progress: bool = False):
+           clip_denoised: Optional[bool] = None, progress: bool = False, y=None, guidance_scale: float = 0.0,
+           classifier=None):
     """Draw samples x_0 from the reverse process, batched over ``shape[0]``.
 
     Args:
@@ -159,6 +161,15 @@ def sample(model: Model, diffusion: GaussianDiffusion, shape: Sequence[int], *, 
             (not the same x_T): samples then differ only through their start, e.g. frames of an interpolation.
         clip_denoised: clip x0_hat to [-1, 1] (default: the diffusion's setting).
         progress: show a tqdm progress bar.
+        y: class labels for conditional sampling, an int (every sample) or an int64 tensor of shape (B,).
+        guidance_scale: without ``classifier``, classifier-free guidance (Ho & Salimans 2022, Eq. 6) of a
+            class-conditional network ``model(x_t, t, y)`` trained with label dropout: eps~ = (1 + w) eps(x_t, t, y)
+            - w eps(x_t, t, null) with w = ``guidance_scale``; w = 0 is the plain conditional model, exactly.
+            With ``classifier``, classifier guidance (Dhariwal & Nichol 2021, Alg. 2 for eps): eps~ = eps(x_t, t)
+            - s sqrt(1 - ab_t) grad log p(y | x_t) with s = ``guidance_scale``; s = 0 is the unguided model.
+            For exact models CFG at w equals classifier guidance at s = 1 + w (see :mod:`ddpm_core.guidance`).
+        classifier: ``classifier(x_t, t) -> (B, K)`` logits of p(y | x_t), differentiable in x_t; ``model`` is
+            then called as ``model(x_t, t)`` (for a conditional network: its null-label, unconditional output).
     Returns:
         x_0 of shape ``shape``, or a :class:`SampleResult` when ``record`` is given.
 
@@ -179,6 +190,15 @@ def sample(model: Model, diffusion: GaussianDiffusion, shape: Sequence[int], *, 
     shape = tuple(int(n) for n in shape)
     if not shape or shape[0] % share_noise:
         raise ValueError(f"the batch size shape[0] must be a multiple of share_noise={share_noise}, got {shape}")
+    if classifier is not None:
+        if y is None:
+            raise ValueError("classifier guidance needs the target classes y")
+        model = ClassifierGuidance(model, classifier, y, guidance_scale, diffusion.schedule)
+    elif y is not None:
+        model = ClassifierFreeGuidance(bind_labels(model, y), bind_labels(model, None), guidance_scale)
+    elif isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or guidance_scale != 0:
+        raise ValueError(f"guidance_scale={guidance_scale!r} needs class labels y (and, for classifier guidance, a "
+                         "classifier); without y leave it 0")
     T = diffusion.T
     if timesteps is not None and steps is not None:
         raise ValueError("pass steps or timesteps, not both")

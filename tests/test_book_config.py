@@ -54,8 +54,8 @@ def test_every_toc_entry_exists(sources):
 def test_toc_structure(sources):
     toc = yaml.safe_load(TOC.read_text(encoding="utf8"))
     assert toc["format"] == "jb-book" and toc["root"] == "book/intro"
-    assert [p["caption"] for p in toc["parts"]] == ["Foundations", "Deriving DDPM", "DDPM at work", "Beyond the paper",
-                                               "Reference"]
+    assert [p["caption"] for p in toc["parts"]] == ["Foundations", "Deriving DDPM", "DDPM at work",
+                                                    "Beyond the paper", "Reference"]
     deriving = next(p for p in toc["parts"] if p["caption"] == "Deriving DDPM")["chapters"]
     assert len(deriving) == 7, "the seven derivation chapters: forward, reverse, bound, split, KL, eps, score"
     assert len(_chapters(sources)) >= 9

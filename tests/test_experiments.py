@@ -49,3 +49,25 @@ def test_digits_models_sweep_merges_runs(tmp_path, one_thread):
     assert len(sweep["rows"]) == 3 * 3  # three samplers per step count, step count 3 measured once (the latest)
     assert [r["steps"] for r in sweep["runs"]] == [[2], [3, 5]]
     assert all("--sweep-steps" in r["command"] and r["machine"] for r in sweep["runs"])
+
+
+guidance_sweep = load_module("guidance_sweep", ROOT / "experiments" / "guidance_sweep.py")
+
+
+def test_guidance_sweep_smoke_run_writes_what_chapter_21_reads(tmp_path, one_thread):
+    out = tmp_path / "sweep.json"
+    guidance_sweep.main(["--train-steps", "2", "--per-class", "1", "--steps", "2", "--scales", "0", "2", "--bootstrap", "3",
+                         "--cache-dir", str(tmp_path / "cache"), "--models-dir", str(tmp_path / "models"),
+                         "--out", str(out)])
+    res = json.loads(out.read_text())
+    train = res["train"]
+    assert train["steps"] == 2 and train["config"]["label_dropout"] > 0
+    assert train["config"]["model_overrides"]["num_classes"] == 10
+    assert {"command", "machine", "date", "train_seconds"} <= set(train) and train["last_logged"]["step"] == 2
+    assert len(list((tmp_path / "models").glob("digits_cond-*.pt"))) == 1
+    sweep = res["sweep"]
+    assert [r["w"] for r in sweep["rows"]] == [0.0, 2.0] and sweep["steps"] == 2 and sweep["per_class"] == 1
+    for r in sweep["rows"]:
+        assert 0 <= r["accuracy"] <= 1 and r["fd_digits"] > 0 and len(r["accuracy_per_class"]) == 10
+        assert r["fd_digits_bootstrap_std"] >= 0 and r["n_bootstrap"] == 3
+    assert {"command", "machine", "date"} <= set(sweep)

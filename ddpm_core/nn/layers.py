@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["timestep_embedding", "default_init_", "ResBlock", "AttnBlock", "Downsample", "Upsample"]
+__all__ = ["timestep_embedding", "default_init_", "ResBlock", "AttnBlock", "Downsample", "Upsample", "batch_labels"]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -180,6 +180,33 @@ def batch_timesteps(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if t.shape != (x.shape[0],):
         raise ValueError(f"t must have shape (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
     return t
+
+
+def batch_labels(y: torch.Tensor | None, x: torch.Tensor, num_classes: int) -> torch.Tensor | None:
+    """Check a network's class-label argument against its input x (B, ...) and return it on x's device.
+
+    ``num_classes = 0`` (an unconditional network): y must be None, and None is returned. ``num_classes = K > 0``:
+    y is an int64 tensor of shape (B,) with values in 0..K, where K is the "no label" token (the null condition
+    of classifier-free guidance, Ho & Salimans 2022); ``y=None`` means the null label for every example.
+    """
+    if num_classes == 0:
+        if y is not None:
+            raise ValueError("y was given but this network is unconditional (num_classes=0); build it with "
+                             "num_classes=K > 0 to condition on class labels")
+        return None
+    if y is None:
+        return torch.full((x.shape[0],), num_classes, dtype=torch.int64, device=x.device)
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be None or an int64 torch.Tensor of shape (B,), got {type(y).__name__}")
+    if y.dtype != torch.int64:
+        raise TypeError(f"y must hold int64 class labels (0..{num_classes - 1}, {num_classes} = no label), "
+                        f"got dtype {y.dtype}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape (B,) = ({x.shape[0]},), got {tuple(y.shape)}")
+    if y.device.type == "cpu" and y.numel() and ((y < 0).any() or (y > num_classes).any()):
+        raise ValueError(f"y must hold labels in 0..{num_classes} ({num_classes} = no label), got min "
+                         f"{y.min().item()}, max {y.max().item()}")
+    return y.to(x.device)
 
 
 def check_input(module: torch.nn.Module, x: torch.Tensor) -> None:

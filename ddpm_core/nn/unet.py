@@ -9,6 +9,11 @@ exactly once). The timestep enters through a sinusoidal embedding of width ``ch`
 
 Call convention: ``model(x_t, t)`` with x_t of shape (B, C, H, W) and t of shape (B,); the network embeds the
 number it is given as is (the package passes the paper's t = 1..T).
+
+Class conditioning (not in the paper): with ``num_classes = K > 0`` a learned embedding of the label y in 0..K
+(K = "no label", the null condition of classifier-free guidance; Ho & Salimans 2022) is added to the time
+embedding, and the network is called as ``model(x_t, t, y)``. ``num_classes = 0`` (the default) builds exactly the
+unconditional network, with the same parameters.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import batch_timesteps, check_input, AttnBlock, Downsample, ResBlock, Upsample, default_init_, timestep_embedding
+from .layers import batch_labels, batch_timesteps, check_input, AttnBlock, Downsample, ResBlock, Upsample, default_init_, timestep_embedding
 
 __all__ = ["UNetConfig", "UNet"]
 
@@ -33,6 +38,7 @@ class UNetConfig:
     resamp_with_conv: strided/following 3x3 convolutions in down/upsampling (else average pool / plain nearest).
     num_groups, norm_eps: GroupNorm groups and epsilon (TensorFlow's group_norm: 32 and 1e-6).
     attn_head_dim: channels per attention head; None = a single head over all channels (the paper).
+    num_classes: K > 0 adds a class embedding (K + 1 rows, the last for "no label"); 0 = unconditional.
     """
 
     image_size: int = 32
@@ -47,8 +53,11 @@ class UNetConfig:
     num_groups: int = 32
     norm_eps: float = 1e-6
     attn_head_dim: int | None = None
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0 (0 = unconditional), got {self.num_classes!r}")
         self.ch_mult = tuple(int(m) for m in self.ch_mult)
         self.attn_resolutions = tuple(int(r) for r in self.attn_resolutions)
         for name in ("image_size", "in_channels", "out_channels", "ch", "num_res_blocks", "num_groups"):
@@ -142,10 +151,13 @@ class UNet(nn.Module):
 
         self.norm_out = nn.GroupNorm(c.num_groups, width, eps=c.norm_eps)
         self.conv_out = default_init_(nn.Conv2d(width, c.out_channels, 3, padding=1), scale=0.0)
+        # Created last, so that the other weights are initialised as in the unconditional network.
+        self.class_embed = nn.Embedding(c.num_classes + 1, temb_dim) if c.num_classes > 0 else None
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """eps_theta(x_t, t). x: (B, in_channels, H, W), H and W divisible by 2**(len(ch_mult)-1); t: (B,) or a
-        scalar tensor (broadcast). Returns (B, out_channels, H, W)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """eps_theta(x_t, t[, y]). x: (B, in_channels, H, W), H and W divisible by 2**(len(ch_mult)-1); t: (B,) or
+        a scalar tensor (broadcast); y: (B,) int64 labels in 0..num_classes (num_classes = no label) or None (no
+        label for every example); only for a conditional network. Returns (B, out_channels, H, W)."""
         check_input(self, x)
         c = self.config
         if x.ndim != 4 or x.shape[1] != c.in_channels:
@@ -154,8 +166,11 @@ class UNet(nn.Module):
         if x.shape[2] % factor or x.shape[3] % factor:
             raise ValueError(f"x's height and width must be divisible by {factor}, got {tuple(x.shape[2:])}")
         t = batch_timesteps(t, x)
+        y = batch_labels(y, x, c.num_classes)
 
         temb = self.time_embed(timestep_embedding(t, c.ch))
+        if self.class_embed is not None:
+            temb = temb + self.class_embed(y).to(temb.dtype)
         temb_act = F.silu(temb)                               # every ResBlock applies swish before its projection
 
         h = self.conv_in(x)

@@ -187,22 +187,42 @@ class Trainer:
             noise = noise.contiguous(memory_format=torch.channels_last)
         return t, noise
 
-    def loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def _train_labels(self, labels: torch.Tensor) -> Optional[torch.Tensor]:
+        """The labels a class-conditional network trains with: the batch's, each replaced by the null label K
+        with probability ``label_dropout`` (Ho & Salimans 2022, Alg. 1). The coins are drawn for the global batch
+        from the noise generator (this rank keeps its rows). None for an unconditional network."""
+        K = self.config.num_classes
+        if K == 0:
+            return None
+        B, r, W = self.config.batch_size, self.dist.rank, self.dist.world_size
+        drop = torch.rand((B,), generator=self.noise_rng, device=self.device) < self.config.label_dropout
+        if W > 1:
+            drop = drop[r::W]
+        labels = labels.to(self.device, non_blocking=True)
+        if labels.device.type == "cpu" and ((labels < 0) | (labels >= K)).any():
+            raise ValueError(f"a class-conditional network (num_classes={K}) needs labels in 0..{K - 1}; data "
+                             f"{self.config.data!r} gave labels {labels.unique().tolist()[:8]}")
+        return torch.where(drop, torch.full_like(labels, K), labels)
+
+    def loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+             y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The training objective ``config.loss`` on a batch (see :func:`ddpm_core.loss`), a scalar mean over
-        examples: L_simple (Eq. 14), the bound L (Eq. 5) in bits/dim, or their hybrid, one t per example."""
+        examples: L_simple (Eq. 14), the bound L (Eq. 5) in bits/dim, or their hybrid, one t per example; y: the
+        labels of a class-conditional network (None for an unconditional one)."""
         return objective_loss(self.diffusion, self.train_model, x0, objective=self.config.loss, t=t, noise=noise,
-                              decoder=self.config.decoder)
+                              decoder=self.config.decoder, y=y)
 
     def train_step(self) -> torch.Tensor:
         """One optimizer step; returns the loss (a tensor, not synchronised)."""
-        x0, _ = next(self.loader)
+        x0, labels = next(self.loader)
         x0 = x0.to(self.device, non_blocking=True)
         if self.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
         t, noise = self._draw_t_noise()
+        y = self._train_labels(labels)
         self.train_model.train()
         with self._autocast():
-            loss = self.loss(x0, t, noise)
+            loss = self.loss(x0, t, noise, y)
         loss.backward()
         clip = self.config.grad_clip if self.config.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
