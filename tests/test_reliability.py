@@ -24,7 +24,8 @@ from ddpm_core.atomic import atomic_save, atomic_write, atomic_write_text, remov
 from ddpm_core.cli import main  # noqa: E402
 from ddpm_core.data.readers import read_cifar10  # noqa: E402
 from ddpm_core.train import NonFiniteLossError, TrainConfig, Trainer, get_preset, load_checkpoint  # noqa: E402
-from ddpm_core.train.checkpoint import CheckpointError, checkpoint_checksums, read_checkpoint  # noqa: E402
+from ddpm_core.train.checkpoint import (CheckpointError, checkpoint_checksums, model_data_shape,  # noqa: E402
+                                        read_checkpoint)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 BOOK_MODELS = sorted((Path(__file__).resolve().parents[1] / "book" / "models").glob("*.pt"))
@@ -196,8 +197,11 @@ def test_shipped_models_without_checksums_still_load(path):
     assert "checksums" not in torch.load(path, weights_only=True)
     model, diffusion, config = load_checkpoint(path)
     assert diffusion.T == config.T
-    # The book ships 8x8 digit U-Nets and small MLPs for the 1-D and 2-D mixtures of Part III.
-    shape = (2, 1, 8, 8) if config.model == "digits" else (2, model.config.dim)
+    # The book ships 8x8 digit U-Nets and small MLPs for the 1-D and 2-D mixtures of Part III: the shape the
+    # sampler reads from the checkpoint must be that of the data set it was trained on.
+    data_shapes = {"digits": (1, 8, 8), "gaussian_mixture_1d": (1,), "gaussian_mixture": (2,)}
+    assert model_data_shape(model, config) == data_shapes[config.data]
+    shape = (2, *data_shapes[config.data])
     x = model(torch.zeros(shape), torch.tensor([1, config.T]))
     assert x.shape == shape and torch.isfinite(x).all()
 
